@@ -1,0 +1,71 @@
+"""Floor server: raw picows + uvloop, fixed pre-encoded replies.
+
+Sends a fixed ``session.created`` on connect and a fixed 1.5 KB
+``session.updated`` for every text frame. Usage: ``echo_picows.py PORT``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from picows import (  # noqa: E402
+    WSFrame,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    WSUpgradeRequest,
+    ws_create_server,
+)
+
+from benchlib import SESSION_CREATED_BYTES, SESSION_UPDATED_BYTES  # noqa: E402
+
+
+TEXT = WSMsgType.TEXT
+CLOSE = WSMsgType.CLOSE
+
+
+class Echo(WSListener):  # type: ignore[misc]
+    """One connection: created on connect, updated per text frame."""
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        transport.send(TEXT, SESSION_CREATED_BYTES)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == TEXT:
+            transport.send(TEXT, SESSION_UPDATED_BYTES)
+        elif frame.msg_type == CLOSE:
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+
+def route(request: WSUpgradeRequest) -> WSListener | None:
+    """Accept only the realtime path."""
+    path = request.path
+    if isinstance(path, bytes):
+        path = path.decode()
+    return Echo() if path.startswith("/v1/realtime") else None
+
+
+async def serve(port: int) -> None:
+    """Listen on 127.0.0.1:PORT until killed."""
+    server = await ws_create_server(
+        route, "127.0.0.1", port, backlog=4096, websocket_handshake_timeout=60
+    )
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    """Entry point."""
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 8765
+    import uvloop
+
+    uvloop.run(serve(port))
+
+
+if __name__ == "__main__":
+    main()
