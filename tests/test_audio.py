@@ -253,6 +253,23 @@ def test_resample_keeps_duration_and_pitch(src: int, dst: int) -> None:
     assert audio.rms(out) == pytest.approx(audio.rms(pcm), rel=0.05)
 
 
+@pytest.mark.parametrize(("src", "dst"), [(24000, 16000), (8000, 24000)])
+def test_resample_keeps_digital_silence_silent(src: int, dst: int) -> None:
+    # No dither: silence must stay exactly zero for VADs and G.711.
+    assert audio.resample(audio.silence(200, src), src, dst) == audio.silence(200, dst)
+    r = audio.Resampler(src, dst)
+    out = r.process(audio.silence(200, src)) + r.flush()
+    assert out == audio.silence(200, dst)
+
+
+def test_resample_clips_overshoot() -> None:
+    # A full-scale square wave rings past full scale when filtered.
+    square = np.tile(np.array([32767] * 20 + [-32768] * 20, dtype="<i2"), 50)
+    out = _arr(audio.resample(square.tobytes(), 24000, 16000))
+    assert out.max() == 32767
+    assert out.min() == -32768
+
+
 def test_resample_same_rate_and_empty() -> None:
     pcm = audio.tone(10)
     assert audio.resample(pcm, 24000, 24000) == pcm

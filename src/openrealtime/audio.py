@@ -252,6 +252,14 @@ def alaw_decode(data: bytes) -> bytes:
 
 
 # --- Resampling --------------------------------------------------------------
+# soxr dithers when it writes int16 itself, which turns digital silence into
+# +-1 LSB noise (enough to trigger WebRTC's VAD), so it works in float32 and
+# rounding to int16 happens here.
+def _from_float(x: npt.ArrayLike) -> bytes:
+    y = np.rint(np.asarray(x, dtype=np.float32))
+    return np.clip(y, -32768, 32767).astype(_PCM16).tobytes()
+
+
 def _check_rate(rate: int) -> None:
     if rate <= 0:
         raise ValueError(f"sample rate must be positive, got {rate}")
@@ -277,8 +285,10 @@ def resample(pcm16: bytes, from_rate: int, to_rate: int) -> bytes:
     samples = _samples(pcm16)
     if from_rate == to_rate or samples.size == 0:
         return bytes(pcm16)
-    out = soxr.resample(samples, from_rate, to_rate, quality=_SOXR_QUALITY)
-    return np.asarray(out, dtype=_PCM16).tobytes()
+    out = soxr.resample(
+        samples.astype(np.float32), from_rate, to_rate, quality=_SOXR_QUALITY
+    )
+    return _from_float(out)
 
 
 class Resampler:
@@ -305,7 +315,7 @@ class Resampler:
         if self.from_rate == self.to_rate:
             return None
         return soxr.ResampleStream(
-            self.from_rate, self.to_rate, 1, dtype="int16", quality=_SOXR_QUALITY
+            self.from_rate, self.to_rate, 1, dtype="float32", quality=_SOXR_QUALITY
         )
 
     def process(self, chunk: bytes) -> bytes:
@@ -323,8 +333,8 @@ class Resampler:
         whole = data[:cut]
         if self._stream is None:
             return whole
-        out = self._stream.resample_chunk(np.frombuffer(whole, dtype=_PCM16))
-        return np.asarray(out, dtype=_PCM16).tobytes()
+        samples = np.frombuffer(whole, dtype=_PCM16).astype(np.float32)
+        return _from_float(self._stream.resample_chunk(samples))
 
     def flush(self) -> bytes:
         """Drain the filter at the end of a stream and reset for reuse.
@@ -337,10 +347,10 @@ class Resampler:
         self._pending = b""
         if self._stream is None:
             return b""
-        out = self._stream.resample_chunk(np.zeros(0, dtype=_PCM16), last=True)
+        out = self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
         # soxr's clear() leaves some filter state behind; start afresh instead.
         self._stream = self._new_stream()
-        return np.asarray(out, dtype=_PCM16).tobytes()
+        return _from_float(out)
 
 
 # --- Format conversion -------------------------------------------------------
