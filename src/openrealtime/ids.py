@@ -1,0 +1,73 @@
+"""Id factories for events, sessions, items and responses.
+
+The hosted API's ids are a prefix and 21 base62 characters whose start is
+time-ordered (``event_``, ``sess_``) [WIRE 28-36]; ephemeral keys are ``ek_`` +
+32 hex characters. The engine never reads the clock, so ids take ``now`` from
+their caller, and tests inject :class:`CountingIds` for exact assertions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Protocol
+
+
+__all__ = ["CountingIds", "IdFactory", "RandomIds", "ephemeral_key"]
+
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _base62(n: int, width: int) -> str:
+    out = []
+    for _ in range(width):
+        n, r = divmod(n, 62)
+        out.append(_ALPHABET[r])
+    return "".join(reversed(out))
+
+
+class IdFactory(Protocol):
+    """Makes ids: ``new("event_", now)`` -> ``"event_..."``."""
+
+    def new(self, prefix: str, now: float) -> str:
+        """Return a fresh id with this prefix (``now`` in seconds)."""
+        ...
+
+
+class RandomIds:
+    """Hosted-style ids: 7 time-ordered characters, then 14 unique ones.
+
+    The last 14 characters are a random per-factory stem and a counter, so an
+    id costs one division loop instead of a call to the random generator.
+    """
+
+    __slots__ = ("_counter", "_stem")
+
+    def __init__(self) -> None:
+        self._stem = _base62(int.from_bytes(os.urandom(8)), 8)
+        self._counter = itertools.count(int.from_bytes(os.urandom(4)))
+
+    def new(self, prefix: str, now: float) -> str:
+        """Return ``prefix`` + 21 base62 characters."""
+        return (
+            f"{prefix}{_base62(int(now * 1000), 7)}{self._stem}"
+            f"{_base62(next(self._counter), 6)}"
+        )
+
+
+class CountingIds:
+    """Deterministic ids for tests: ``event_1``, ``item_2``... (one counter)."""
+
+    __slots__ = ("_counter",)
+
+    def __init__(self) -> None:
+        self._counter = itertools.count(1)
+
+    def new(self, prefix: str, now: float) -> str:
+        """Return ``prefix`` + the next number."""
+        return f"{prefix}{next(self._counter)}"
+
+
+def ephemeral_key() -> str:
+    """A new ephemeral client secret: ``ek_`` + 32 hex characters."""
+    return "ek_" + os.urandom(16).hex()

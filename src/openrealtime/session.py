@@ -1,0 +1,1370 @@
+"""The sans-I/O session engine: client events in, server events out.
+
+Theory of operation
+-------------------
+A :class:`Session` owns one Realtime session: its effective configuration,
+its conversation, its input audio buffer and the response in progress. It
+has no socket, no event loop and no clock (``now`` is a parameter, in seconds
+since the epoch), in the manner of websockets' ``Protocol`` and aioquic's
+``QuicConnection``. A driver feeds it and drains two outboxes::
+
+    session.receive_text(frame, now=time.time())
+    for data in session.data_to_send():      # server events, encoded, in order
+        await websocket.send(data)
+    for action in session.actions_to_take(): # work the engine cannot do itself
+        ...                                  # StartResponse, CancelResponse,
+                                             # Transcribe, Close
+    timer = session.get_timer()              # re-arm; then handle_timer(now)
+
+Work that takes time (a responder producing a reply, a recognizer producing a
+transcript) happens in the driver, which reports back through the
+``response_*`` and ``transcription_*`` methods; the engine turns each report
+into the hosted event sequence.
+
+A client's mistake never raises: it becomes exactly one ``error`` event and
+the session stays exactly as it was. Misuse by the driver raises
+:class:`~openrealtime.exceptions.InvalidState`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import msgspec
+from msgspec import UNSET
+
+from openrealtime import audio, errors
+from openrealtime.codec import decode_client_event, decode_server_event, encode
+from openrealtime.config import Defaults, SessionKind, apply_update, default_config
+from openrealtime.exceptions import (
+    InvalidRequestError,
+    InvalidState,
+    ProtocolError,
+    ServerError,
+)
+from openrealtime.ids import IdFactory, RandomIds
+from openrealtime.models.client_events import (
+    ClientEvent,
+    ConversationItemCreateEvent,
+    ConversationItemDeleteEvent,
+    ConversationItemRetrieveEvent,
+    ConversationItemTruncateEvent,
+    InputAudioBufferAppendEvent,
+    InputAudioBufferClearEvent,
+    InputAudioBufferCommitEvent,
+    ResponseCancelEvent,
+    ResponseCreateEvent,
+    SessionCloseEvent,
+    SessionInputAudioBufferAppendEvent,
+    SessionUpdateEvent,
+)
+from openrealtime.models.items import (
+    ConversationItem,
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    InputAudioPart,
+    InputImagePart,
+    InputTextPart,
+    MessageItem,
+    OutputAudioPart,
+    OutputTextPart,
+)
+from openrealtime.models.responses import (
+    InputTokenDetails,
+    OutputTokenDetails,
+    Response,
+    ResponseAudio,
+    ResponseAudioOutput,
+    ResponseCreateParams,
+    ResponseStatusDetails,
+    Usage,
+)
+from openrealtime.models.server_events import (
+    ConversationItemAddedEvent,
+    ConversationItemDeletedEvent,
+    ConversationItemDoneEvent,
+    ConversationItemInputAudioTranscriptionCompletedEvent,
+    ConversationItemInputAudioTranscriptionDeltaEvent,
+    ConversationItemInputAudioTranscriptionFailedEvent,
+    ConversationItemRetrievedEvent,
+    ConversationItemTruncatedEvent,
+    ErrorDetail,
+    ErrorEvent,
+    InputAudioBufferClearedEvent,
+    InputAudioBufferCommittedEvent,
+    InputAudioBufferSpeechStartedEvent,
+    InputAudioBufferSpeechStoppedEvent,
+    InputAudioBufferTimeoutTriggeredEvent,
+    ResponseContentPartAddedEvent,
+    ResponseContentPartDoneEvent,
+    ResponseCreatedEvent,
+    ResponseDoneEvent,
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
+    ResponseOutputAudioDeltaEvent,
+    ResponseOutputAudioDoneEvent,
+    ResponseOutputAudioTranscriptDeltaEvent,
+    ResponseOutputAudioTranscriptDoneEvent,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseOutputTextDeltaEvent,
+    ResponseOutputTextDoneEvent,
+    ServerEvent,
+    SessionCreatedEvent,
+    SessionUpdatedEvent,
+    TranscriptionFailure,
+    TranscriptionUsageDuration,
+    _AudioPartInfo as AudioPartInfo,
+    _TextPartInfo as TextPartInfo,
+)
+from openrealtime.models.session import (
+    AudioFormat,
+    RealtimeSessionConfig,
+    SemanticVad,
+    ServerVad,
+    SessionConfig,
+    Tool,
+    ToolChoice,
+    Transcription,
+    VoiceValue,
+)
+from openrealtime.state import ACCEPTED, CLOSED, OPEN, State, not_accepted
+from openrealtime.turns import EnergyScorer, FrameScorer, TurnDetector
+from openrealtime.typing import AudioFormatType, Modality
+
+
+__all__ = [
+    "Action",
+    "CancelResponse",
+    "Close",
+    "Limits",
+    "ResponseRequest",
+    "Session",
+    "StartResponse",
+    "Transcribe",
+]
+
+logger = logging.getLogger("openrealtime.session")
+
+#: "Your session hit the maximum duration of N minutes." [WIRE 52-55, 14]
+_EXPIRED = "Your session hit the maximum duration of {} minutes."
+
+#: Silence that ends a turn under semantic_vad, by eagerness (our mapping;
+#: the spec gives only the maximum timeouts: 8 s, 4 s and 2 s).
+SEMANTIC_SILENCE_MS = {"low": 1500, "medium": 800, "auto": 800, "high": 400}
+
+
+# --- Actions: what the driver must do for the engine --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseRequest:
+    """Everything a responder needs to produce one response."""
+
+    response_id: str
+    conversation: list[ConversationItem]
+    instructions: str
+    tools: list[Tool]
+    tool_choice: ToolChoice
+    output_modalities: list[Modality]
+    voice: VoiceValue
+    speed: float
+    max_output_tokens: int | Literal["inf"]
+    metadata: dict[str, str] | None
+    out_of_band: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StartResponse:
+    """Run a responder for this request, reporting through ``response_*``."""
+
+    request: ResponseRequest
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResponse:
+    """Stop the responder of this response (already reported as cancelled)."""
+
+    response_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transcribe:
+    """Transcribe a user audio item; report through ``transcription_*``."""
+
+    item_id: str
+    content_index: int
+    pcm16: bytes
+    rate: int
+    transcription: Transcription
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the connection with this WebSocket close code and reason."""
+
+    code: int
+    reason: str
+
+
+Action = StartResponse | CancelResponse | Transcribe | Close
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Per-session limits.
+
+    Attributes:
+        max_buffer_bytes: input audio buffered before a commit (decoded bytes).
+        max_items: items kept in the conversation.
+        min_commit_ms: shortest buffer a manual commit accepts (hosted: 100).
+    """
+
+    max_buffer_bytes: int = 32 * 1024 * 1024
+    max_items: int = 4096
+    min_commit_ms: int = 100
+
+
+# --- The response in progress -------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Part:
+    kind: Literal["text", "audio"]
+    text: list[str] = field(default_factory=list)
+    audio_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class _Active:
+    response: Response
+    format: AudioFormat
+    out_of_band: bool
+    modality: Modality
+    item: MessageItem | None = None
+    part: _Part | None = None
+    output_tokens_text: int = 0
+    output_tokens_audio: int = 0
+    audio_ms: float = 0.0
+    resampler_rate: int = 24000
+
+
+_PART_TAGS: dict[type, str] = {
+    cls: str(cls.__struct_config__.tag)
+    for cls in (
+        InputTextPart,
+        InputAudioPart,
+        InputImagePart,
+        OutputTextPart,
+        OutputAudioPart,
+    )
+}
+
+
+def _tokens(text: str) -> int:
+    # An estimate: about four characters a token, as OpenAI documents.
+    return math.ceil(len(text) / 4)
+
+
+def _format_type(fmt: AudioFormat) -> AudioFormatType:
+    tag = fmt.__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag  # type: ignore[return-value]
+
+
+class Session:
+    """One Realtime session, without I/O.
+
+    Args:
+        kind: ``"realtime"`` (``?model=``) or ``"transcription"``
+            (``?intent=transcription``).
+        model: the model alias as connected.
+        now: the time the session starts, in seconds since the epoch.
+        ids: id factory (tests inject :class:`~openrealtime.ids.CountingIds`).
+        defaults: operator defaults (overrides of the hosted defaults).
+        limits: per-session limits.
+        initial: a config to start from instead of the defaults (sessions
+            opened with an ephemeral key minted with a session).
+        scorer_factory: makes the frame scorer of turn detection for a rate.
+
+    On creation the session emits ``session.created``.
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: SessionKind = "realtime",
+        model: str = "gpt-realtime",
+        now: float,
+        ids: IdFactory | None = None,
+        defaults: Defaults | None = None,
+        limits: Limits | None = None,
+        initial: SessionConfig | None = None,
+        scorer_factory: Callable[[int], FrameScorer] | None = None,
+    ) -> None:
+        self.kind: SessionKind = kind
+        self.state: State = OPEN
+        self.defaults = defaults or Defaults()
+        self.limits = limits or Limits()
+        self._ids: IdFactory = ids or RandomIds()
+        self._now = now
+        self._outbox: list[bytes] = []
+        self._actions: list[Action] = []
+        session_id = self._ids.new("sess_", now)
+        if initial is None:
+            initial = default_config(
+                kind,
+                id=session_id,
+                model=model,
+                created_at=int(now),
+                defaults=self.defaults,
+            )
+        else:
+            initial = msgspec.structs.replace(
+                initial,
+                id=session_id,
+                expires_at=int(now) + 60 * self.defaults.session_minutes,
+            )
+        self.config: SessionConfig = initial
+        #: Set once assistant audio exists: the voice may no longer change.
+        self.voice_locked = False
+        # Conversation: item ids in order, and the items by id.
+        self._order: list[str] = []
+        self._items: dict[str, ConversationItem] = {}
+        self._item_audio_ms: dict[str, float] = {}
+        # Input audio buffer (bytes in the input format since the last commit).
+        self._buffer = bytearray()
+        self._buffer_start_ms = 0.0  # input timeline position of _buffer[0]
+        self._scorer_factory = scorer_factory or EnergyScorer
+        self._detector: TurnDetector | None = None
+        self._speech_item_id: str | None = None
+        self._speech_start_ms = 0
+        self._active: _Active | None = None
+        self._idle_deadline: float | None = None
+        self._expires_at = float(self.config.expires_at)
+        self.close_code: int | None = None
+        self.close_reason: str = ""
+        self._configure_detector()
+        self._emit(SessionCreatedEvent(event_id=self._event_id(), session=self.config))
+
+    # --- Public methods for receiving data -------------------------------------------
+
+    def receive_text(self, data: str | bytes, now: float) -> None:
+        """Receive one text frame from the client.
+
+        After calling this method, drain :meth:`data_to_send` (or
+        :meth:`events_to_send`) and :meth:`actions_to_take`.
+        """
+        self._now = now
+        try:
+            event = decode_client_event(data)
+        except InvalidRequestError as exc:
+            self._emit_error(exc)
+            return
+        self.receive_event(event, now)
+
+    def receive_binary(self, now: float) -> None:
+        """Receive a binary frame: "binary frames are not supported" [WIRE 84]."""
+        self._now = now
+        self._check_open()
+        self._emit_error(errors.binary_frame())
+
+    def receive_event(self, event: ClientEvent, now: float) -> None:
+        """Receive one decoded client event.
+
+        Raises:
+            InvalidState: the session is closed (a driver bug).
+        """
+        self._now = now
+        self._check_open()
+        event_id = event.event_id if event.event_id is not UNSET else None
+        try:
+            event_type = event.__struct_config__.tag
+            if event_type not in ACCEPTED[self.kind]:
+                raise not_accepted(str(event_type), self.kind)
+            self._dispatch(event)
+        except ProtocolError as exc:
+            exc.event_id = event_id
+            self._emit_error(exc)
+        except Exception:
+            # "Don't include exception details, which may be security-sensitive."
+            logger.exception("engine failed on %s", type(event).__name__)
+            self._emit_error(ServerError(event_id))
+
+    # --- Public methods for sending data ---------------------------------------------
+
+    def data_to_send(self) -> list[bytes]:
+        """Return the server events produced since the last call, encoded.
+
+        Events are encoded when produced, so each is a snapshot: an item that
+        changes later (its status, its content) is sent as it was then.
+        """
+        data, self._outbox = self._outbox, []
+        return data
+
+    def events_to_send(self) -> list[ServerEvent]:
+        """Like :meth:`data_to_send`, decoded again (for tests and tools)."""
+        return [decode_server_event(data) for data in self.data_to_send()]
+
+    def actions_to_take(self) -> list[Action]:
+        """Return the work the driver must do, in order."""
+        actions, self._actions = self._actions, []
+        return actions
+
+    # --- Timers ----------------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        """When :meth:`handle_timer` must next be called (seconds since epoch)."""
+        if self.state is CLOSED:
+            return None
+        if self._idle_deadline is not None:
+            return min(self._idle_deadline, self._expires_at)
+        return self._expires_at
+
+    def handle_timer(self, now: float) -> None:
+        """Run the timers that are due at ``now``."""
+        self._now = now
+        if self.state is CLOSED:
+            return
+        if now >= self._expires_at:
+            minutes = self.defaults.session_minutes
+            self._close(1001, _EXPIRED.format(minutes))
+            return
+        if self._idle_deadline is not None and now >= self._idle_deadline:
+            self._idle_deadline = None
+            self._idle_timeout()
+
+    # --- Reports from the driver: responses ------------------------------------------
+
+    def response_text(self, response_id: str, delta: str) -> None:
+        """The responder produced text (a transcript, in audio modality)."""
+        active = self._response(response_id)
+        if active is None or not delta:
+            return
+        part = self._open_part(active)
+        part.text.append(delta)
+        item_id, output_index = self._item_position(active)
+        kw: dict[str, Any] = dict(
+            event_id=self._event_id(),
+            response_id=response_id,
+            item_id=item_id,
+            output_index=output_index,
+            content_index=0,
+            delta=delta,
+        )
+        if part.kind == "audio":
+            self._emit(ResponseOutputAudioTranscriptDeltaEvent(**kw))
+        else:
+            self._emit(ResponseOutputTextDeltaEvent(**kw))
+        active.output_tokens_text += _tokens(delta)
+
+    def response_audio(self, response_id: str, pcm16: bytes, rate: int = 24000) -> None:
+        """The responder produced audio (PCM16 mono at ``rate``).
+
+        It is converted to the session's output format. Text-only responses
+        drop it. The first assistant audio locks the voice.
+        """
+        active = self._response(response_id)
+        if active is None or not pcm16 or active.modality != "audio":
+            return
+        part = self._open_part(active)
+        fmt = _format_type(active.format)
+        data = audio.from_pcm16(pcm16, rate, fmt)
+        ms = len(pcm16) / 2 * 1000 / rate
+        part.audio_ms += ms
+        active.audio_ms += ms
+        active.output_tokens_audio += math.ceil(ms / 50)
+        item_id, output_index = self._item_position(active)
+        self._emit(
+            ResponseOutputAudioDeltaEvent(
+                event_id=self._event_id(),
+                response_id=response_id,
+                item_id=item_id,
+                output_index=output_index,
+                content_index=0,
+                delta=base64.b64encode(data).decode("ascii"),
+            )
+        )
+        # "Voice cannot be changed during the session once the model has
+        # responded with audio at least once."
+        self.voice_locked = True
+
+    def response_function_call(
+        self, response_id: str, name: str, arguments: str, *, call_id: str | None = None
+    ) -> str | None:
+        """The responder calls a function. Returns the ``call_id``.
+
+        Emits the whole function-call item: added, argument delta, done.
+        """
+        active = self._response(response_id)
+        if active is None:
+            return None
+        self._close_message(active)
+        call_id = call_id or self._ids.new("call_", self._now)
+        item = FunctionCallItem(
+            id=self._ids.new("item_", self._now),
+            object="realtime.item",
+            status="in_progress",
+            call_id=call_id,
+            name=name,
+            arguments="",
+        )
+        output_index = self._add_output_item(active, item)
+        assert isinstance(item.id, str)
+        self._emit(
+            ResponseFunctionCallArgumentsDeltaEvent(
+                event_id=self._event_id(),
+                response_id=response_id,
+                item_id=item.id,
+                output_index=output_index,
+                call_id=call_id,
+                delta=arguments,
+            )
+        )
+        self._emit(
+            ResponseFunctionCallArgumentsDoneEvent(
+                event_id=self._event_id(),
+                response_id=response_id,
+                item_id=item.id,
+                output_index=output_index,
+                call_id=call_id,
+                name=name,
+                arguments=arguments,
+            )
+        )
+        item.arguments = arguments
+        item.status = "completed"
+        active.output_tokens_text += _tokens(arguments) + _tokens(name)
+        self._finish_output_item(active, item, output_index)
+        return call_id
+
+    def response_done(
+        self,
+        response_id: str,
+        *,
+        status: Literal["completed", "incomplete", "failed"] = "completed",
+        reason: Literal["max_output_tokens", "content_filter"] | None = None,
+    ) -> None:
+        """The responder finished. Emits the closing events and ``response.done``."""
+        active = self._response(response_id)
+        if active is None:
+            return
+        self._finish(active, status, reason)
+
+    def response_failed(self, response_id: str) -> None:
+        """The responder raised: end the response as ``failed``."""
+        active = self._response(response_id)
+        if active is None:
+            return
+        self._finish(active, "failed", None)
+
+    # --- Reports from the driver: transcription --------------------------------------
+
+    def transcription_delta(
+        self, item_id: str, delta: str, content_index: int = 0
+    ) -> None:
+        """A piece of a user audio item's transcript."""
+        if item_id not in self._items or not delta:
+            return
+        self._emit(
+            ConversationItemInputAudioTranscriptionDeltaEvent(
+                event_id=self._event_id(),
+                item_id=item_id,
+                content_index=content_index,
+                delta=delta,
+            )
+        )
+
+    def transcription_completed(
+        self, item_id: str, transcript: str, content_index: int = 0
+    ) -> None:
+        """A user audio item's transcript is complete; it joins the item."""
+        item = self._items.get(item_id)
+        if item is None:
+            return
+        if isinstance(item, MessageItem) and content_index < len(item.content):
+            part = item.content[content_index]
+            if isinstance(part, InputAudioPart):
+                part.transcript = transcript
+        seconds = self._item_audio_ms.get(item_id, 0.0) / 1000
+        self._emit(
+            ConversationItemInputAudioTranscriptionCompletedEvent(
+                event_id=self._event_id(),
+                item_id=item_id,
+                content_index=content_index,
+                transcript=transcript,
+                usage=TranscriptionUsageDuration(seconds=round(seconds, 3)),
+            )
+        )
+
+    def transcription_failed(
+        self, item_id: str, message: str, *, code: str = "transcription_failed"
+    ) -> None:
+        """A user audio item could not be transcribed."""
+        if item_id not in self._items:
+            return
+        self._emit(
+            ConversationItemInputAudioTranscriptionFailedEvent(
+                event_id=self._event_id(),
+                item_id=item_id,
+                content_index=0,
+                error=TranscriptionFailure(
+                    type="transcription_error", code=code, message=message
+                ),
+            )
+        )
+
+    # --- Read-only views for drivers and tests ---------------------------------------
+
+    @property
+    def items(self) -> list[ConversationItem]:
+        """The conversation, in order."""
+        return [self._items[i] for i in self._order]
+
+    @property
+    def active_response_id(self) -> str | None:
+        """The id of the response in progress, if any."""
+        return self._active.response.id if self._active is not None else None
+
+    @property
+    def buffered_ms(self) -> int:
+        """Milliseconds of audio in the input buffer."""
+        return audio.duration_ms(len(self._buffer), self._input_format())
+
+    # --- Private methods: dispatch ---------------------------------------------------
+
+    def _dispatch(self, event: ClientEvent) -> None:
+        match event:
+            case SessionUpdateEvent(session=update):
+                self._update_session(update)
+            case (
+                InputAudioBufferAppendEvent(audio=data)
+                | SessionInputAudioBufferAppendEvent(audio=data)
+            ):
+                self._append(data)
+            case InputAudioBufferCommitEvent():
+                self._commit_manual()
+            case InputAudioBufferClearEvent():
+                self._clear()
+            case ConversationItemCreateEvent():
+                self._create_item(event)
+            case ConversationItemTruncateEvent():
+                self._truncate(event)
+            case ConversationItemDeleteEvent(item_id=item_id):
+                self._delete(item_id)
+            case ConversationItemRetrieveEvent(item_id=item_id):
+                self._retrieve(item_id)
+            case ResponseCreateEvent(response=params):
+                self._create_response(params if params is not UNSET else None)
+            case ResponseCancelEvent(response_id=response_id):
+                self._cancel(response_id if response_id is not UNSET else None)
+            case SessionCloseEvent():
+                self._close(1000, "")
+            case _:  # pragma: no cover - the state table filters the rest
+                raise AssertionError(f"unhandled event {type(event).__name__}")
+
+    # --- session.update --------------------------------------------------------------
+
+    def _update_session(self, update: Any) -> None:
+        # All-or-nothing: apply_update returns a new config or raises, and the
+        # old config stays in place on any error [WIRE 54, 86].
+        config = apply_update(
+            self.config, update, voice_locked=self.voice_locked, defaults=self.defaults
+        )
+        self.config = config
+        self._configure_detector()
+        # session.updated carries "the full, effective configuration", never
+        # the client's event_id.
+        self._emit(SessionUpdatedEvent(event_id=self._event_id(), session=config))
+
+    # --- Input audio buffer ----------------------------------------------------------
+
+    def _input_format(self) -> AudioFormatType:
+        return _format_type(self.config.audio.input.format)
+
+    def _turn_detection(self) -> ServerVad | SemanticVad | None:
+        return self.config.audio.input.turn_detection
+
+    def _configure_detector(self) -> None:
+        td = self._turn_detection()
+        if td is None:
+            self._detector = None
+            self._speech_item_id = None
+            return
+        if isinstance(td, ServerVad):
+            threshold, prefix, silence = (
+                td.threshold,
+                td.prefix_padding_ms,
+                td.silence_duration_ms,
+            )
+        else:
+            threshold, prefix, silence = 0.5, 300, SEMANTIC_SILENCE_MS[td.eagerness]
+        rate = audio.sample_rate(self._input_format())
+        detector = self._detector
+        if detector is None or detector.scorer.rate != rate:
+            position = self._buffer_start_ms + self.buffered_ms
+            self._detector = TurnDetector(
+                self._scorer_factory(rate),
+                threshold=threshold,
+                prefix_padding_ms=prefix,
+                silence_duration_ms=silence,
+            )
+            self._detector.skip(position)
+        else:
+            detector.configure(
+                threshold=threshold,
+                prefix_padding_ms=prefix,
+                silence_duration_ms=silence,
+            )
+
+    def _append(self, data: str) -> None:
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidRequestError(
+                "invalid_value",
+                "Invalid 'audio'. Expected base64-encoded audio bytes.",
+                "audio",
+            ) from None
+        fmt = self._input_format()
+        if len(raw) % audio.bytes_per_sample(fmt):
+            raise InvalidRequestError(
+                "invalid_value",
+                f"Invalid 'audio'. Expected {fmt} audio: a whole number of "
+                f"{audio.bytes_per_sample(fmt)}-byte samples, but got {len(raw)} "
+                "bytes.",
+                "audio",
+            )
+        if len(self._buffer) + len(raw) > self.limits.max_buffer_bytes:
+            raise InvalidRequestError(
+                "input_audio_buffer_full",
+                "The input audio buffer is full: it holds at most "
+                f"{self.limits.max_buffer_bytes} bytes. Commit or clear it first.",
+                "audio",
+            )
+        self._buffer += raw
+        if self._detector is not None:
+            pcm, _ = audio.to_pcm16(raw, fmt)
+            for turn in self._detector.feed(pcm):
+                if turn.kind == "started":
+                    self._speech_started(turn.ms)
+                else:
+                    self._speech_stopped(turn.ms)
+
+    def _commit_manual(self) -> None:
+        ms = self.buffered_ms
+        if ms < self.limits.min_commit_ms:
+            raise InvalidRequestError(
+                "input_audio_buffer_commit_empty",
+                "Error committing input audio buffer: buffer too small. Expected at "
+                f"least {self.limits.min_commit_ms}ms of audio, but buffer only has "
+                f"{ms:.2f}ms of audio.",
+                None,
+            )
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        self._buffer_start_ms += ms
+        if self._detector is not None:
+            self._detector.reset()
+        item_id = self._speech_item_id or self._ids.new("item_", self._now)
+        self._speech_item_id = None
+        self._commit(data, item_id)
+
+    def _commit(self, data: bytes, item_id: str) -> None:
+        previous = self._order[-1] if self._order else None
+        item = MessageItem(
+            id=item_id,
+            object="realtime.item",
+            status="completed",
+            role="user",
+            content=[InputAudioPart(transcript=None)],
+        )
+        self._emit(
+            InputAudioBufferCommittedEvent(
+                event_id=self._event_id(), previous_item_id=previous, item_id=item_id
+            )
+        )
+        self._insert(item, previous)
+        fmt = self._input_format()
+        self._item_audio_ms[item_id] = audio.duration_ms(len(data), fmt)
+        transcription = self.config.audio.input.transcription
+        if transcription is not None:
+            pcm, rate = audio.to_pcm16(data, fmt)
+            self._actions.append(Transcribe(item_id, 0, pcm, rate, transcription))
+
+    def _clear(self) -> None:
+        ms = self.buffered_ms
+        self._buffer.clear()
+        self._buffer_start_ms += ms
+        if self._detector is not None:
+            self._detector.reset()
+        self._speech_item_id = None
+        self._emit(InputAudioBufferClearedEvent(event_id=self._event_id()))
+
+    def _speech_started(self, ms: int) -> None:
+        item_id = self._ids.new("item_", self._now)
+        self._speech_item_id = item_id
+        self._speech_start_ms = max(ms, round(self._buffer_start_ms))
+        self._idle_deadline = None
+        self._emit(
+            InputAudioBufferSpeechStartedEvent(
+                event_id=self._event_id(),
+                audio_start_ms=self._speech_start_ms,
+                item_id=item_id,
+            )
+        )
+        td = self._turn_detection()
+        # interrupt_response: "cancel any ongoing response with output to the
+        # default conversation ... when a VAD start event occurs".
+        if (
+            td is not None
+            and td.interrupt_response is not False
+            and self.kind == "realtime"
+            and self._active is not None
+            and not self._active.out_of_band
+        ):
+            self._cancel_active("turn_detected")
+
+    def _speech_stopped(self, ms: int) -> None:
+        item_id = self._speech_item_id or self._ids.new("item_", self._now)
+        self._speech_item_id = None
+        self._emit(
+            InputAudioBufferSpeechStoppedEvent(
+                event_id=self._event_id(), audio_end_ms=ms, item_id=item_id
+            )
+        )
+        # Commit the speech: from audio_start_ms to audio_end_ms. Audio before
+        # the start is dropped; audio after the end stays in the buffer.
+        fmt = self._input_format()
+        start = audio.bytes_for_ms(self._speech_start_ms - self._buffer_start_ms, fmt)
+        end = audio.bytes_for_ms(ms - self._buffer_start_ms, fmt)
+        start = max(0, min(start, len(self._buffer)))
+        end = max(start, min(end, len(self._buffer)))
+        data = bytes(self._buffer[start:end])
+        del self._buffer[:end]
+        self._buffer_start_ms += audio.duration_ms(end, fmt)
+        self._commit(data, item_id)
+        td = self._turn_detection()
+        if (
+            td is not None
+            and td.create_response is not False
+            and self.kind == "realtime"
+        ):
+            if self._active is None:
+                self._create_response(None)
+
+    def _idle_timeout(self) -> None:
+        td = self._turn_detection()
+        if not isinstance(td, ServerVad) or td.idle_timeout_ms is None or self._active:
+            return
+        position = round(self._buffer_start_ms + self.buffered_ms)
+        item_id = self._ids.new("item_", self._now)
+        self._emit(
+            InputAudioBufferTimeoutTriggeredEvent(
+                event_id=self._event_id(),
+                audio_start_ms=position,
+                audio_end_ms=position,
+                item_id=item_id,
+            )
+        )
+        self._create_response(None)
+
+    # --- Conversation items ----------------------------------------------------------
+
+    def _insert(self, item: ConversationItem, previous: str | None) -> None:
+        assert isinstance(item.id, str)
+        index = 0 if previous is None else self._order.index(previous) + 1
+        self._order.insert(index, item.id)
+        self._items[item.id] = item
+        if len(self._order) > self.limits.max_items:
+            oldest = self._order.pop(0)
+            del self._items[oldest]
+            self._item_audio_ms.pop(oldest, None)
+        self._emit(
+            ConversationItemAddedEvent(
+                event_id=self._event_id(), previous_item_id=previous, item=item
+            )
+        )
+        self._emit(
+            ConversationItemDoneEvent(
+                event_id=self._event_id(), previous_item_id=previous, item=item
+            )
+        )
+
+    def _create_item(self, event: ConversationItemCreateEvent) -> None:
+        item = event.item
+        # "If set to `root`, the new item will be added to the beginning of the
+        # conversation"; absent appends; an unknown id is an error.
+        previous: str | None
+        if event.previous_item_id is UNSET:
+            previous = self._order[-1] if self._order else None
+        elif event.previous_item_id == "root":
+            previous = None
+        elif event.previous_item_id in self._items:
+            previous = event.previous_item_id
+        else:
+            raise InvalidRequestError(
+                "item_not_found",
+                f"Error adding item: the previous item with id "
+                f"'{event.previous_item_id}' does not exist.",
+                "previous_item_id",
+            )
+        item = self._check_item(item)
+        if item.id is not UNSET and item.id in self._items:
+            raise InvalidRequestError(
+                "item_already_exists",
+                f"Error adding item: an item with id '{item.id}' already exists.",
+                "item.id",
+            )
+        if item.id is UNSET:
+            item.id = self._ids.new("item_", self._now)
+        item.object = "realtime.item"
+        item.status = "completed"
+        self._insert(item, previous)
+
+    def _check_item(
+        self, item: ConversationItem
+    ) -> MessageItem | FunctionCallItem | FunctionCallOutputItem:
+        """Check what the item's schema cannot express; return it completed."""
+        if isinstance(item, MessageItem):
+            allowed: dict[str, tuple[type, ...]] = {
+                "system": (InputTextPart,),
+                "user": (InputTextPart, InputAudioPart, InputImagePart),
+                "assistant": (OutputTextPart, OutputAudioPart),
+            }
+            for i, part in enumerate(item.content):
+                if not isinstance(part, allowed[item.role]):
+                    names = [_PART_TAGS[c] for c in allowed[item.role]]
+                    raise errors.invalid_value(
+                        part.__struct_config__.tag, names, f"item.content[{i}].type"
+                    )
+                if isinstance(part, InputAudioPart):
+                    if part.transcript is UNSET:
+                        part.transcript = None
+                    if part.audio is not UNSET:
+                        self._check_base64(part.audio, f"item.content[{i}].audio")
+        elif isinstance(item, FunctionCallItem):
+            if item.call_id is UNSET:
+                item.call_id = self._ids.new("call_", self._now)
+        elif not isinstance(item, FunctionCallOutputItem):
+            raise InvalidRequestError(
+                "invalid_value",
+                f"Invalid value: '{item.__struct_config__.tag}'. Items of this type "
+                "come from MCP servers, which this server does not run.",
+                "item.type",
+            )
+        return item
+
+    def _check_base64(self, data: str, param: str) -> None:
+        try:
+            base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidRequestError(
+                "invalid_value",
+                f"Invalid '{param}'. Expected base64-encoded audio.",
+                param,
+            ) from None
+
+    def _item(self, item_id: str, param: str = "item_id") -> ConversationItem:
+        item = self._items.get(item_id)
+        if item is None:
+            raise InvalidRequestError(
+                "item_not_found", f"Item with item_id not found: {item_id}", param
+            )
+        return item
+
+    def _truncate(self, event: ConversationItemTruncateEvent) -> None:
+        item = self._item(event.item_id)
+        if not (isinstance(item, MessageItem) and item.role == "assistant"):
+            raise InvalidRequestError(
+                "invalid_value",
+                "Only assistant messages can be truncated.",
+                "item_id",
+            )
+        if event.content_index >= len(item.content) or not isinstance(
+            item.content[event.content_index], OutputAudioPart
+        ):
+            raise InvalidRequestError(
+                "invalid_value",
+                f"Content part {event.content_index} of item {event.item_id} is not "
+                "audio.",
+                "content_index",
+            )
+        length = round(self._item_audio_ms.get(event.item_id, 0.0))
+        if event.audio_end_ms > length:
+            raise InvalidRequestError(
+                "invalid_value",
+                f"Audio content of {length}ms is shorter than {event.audio_end_ms}ms.",
+                "audio_end_ms",
+            )
+        part = item.content[event.content_index]
+        assert isinstance(part, OutputAudioPart)
+        # "Truncating audio will delete the server-side text transcript to
+        # ensure there is not text in the context that hasn't been heard."
+        part.transcript = ""
+        self._item_audio_ms[event.item_id] = event.audio_end_ms
+        self._emit(
+            ConversationItemTruncatedEvent(
+                event_id=self._event_id(),
+                item_id=event.item_id,
+                content_index=event.content_index,
+                audio_end_ms=event.audio_end_ms,
+            )
+        )
+
+    def _delete(self, item_id: str) -> None:
+        self._item(item_id)
+        self._order.remove(item_id)
+        del self._items[item_id]
+        self._item_audio_ms.pop(item_id, None)
+        self._emit(
+            ConversationItemDeletedEvent(event_id=self._event_id(), item_id=item_id)
+        )
+
+    def _retrieve(self, item_id: str) -> None:
+        item = self._item(item_id)
+        self._emit(ConversationItemRetrievedEvent(event_id=self._event_id(), item=item))
+
+    # --- Responses -------------------------------------------------------------------
+
+    def _create_response(self, params: ResponseCreateParams | None) -> None:
+        if self._active is not None:
+            raise InvalidRequestError(
+                "conversation_already_has_active_response",
+                "Conversation already has an active response in progress: "
+                f"{self._active.response.id}. Wait until the response is finished "
+                "before creating a new one.",
+                None,
+            )
+        config = self.config
+        assert isinstance(config, RealtimeSessionConfig)
+        p = params or ResponseCreateParams()
+        modalities = (
+            p.output_modalities
+            if p.output_modalities is not UNSET
+            else config.output_modalities
+        )
+        if len(modalities) != 1:
+            raise InvalidRequestError(
+                "invalid_value",
+                f"Invalid modalities: {list(modalities)}. Supported combinations are: "
+                "['text'] and ['audio'].",
+                "response.output_modalities",
+            )
+        fmt = config.audio.output.format
+        voice = config.audio.output.voice
+        if p.audio is not UNSET and p.audio.output is not UNSET:
+            if p.audio.output.format is not UNSET:
+                fmt = p.audio.output.format
+            if p.audio.output.voice is not UNSET:
+                if self.voice_locked and p.audio.output.voice != voice:
+                    raise errors.cannot_update_voice()
+                voice = p.audio.output.voice
+        out_of_band = p.conversation is not UNSET and p.conversation == "none"
+        conversation: list[ConversationItem]
+        if p.input is not UNSET:
+            conversation = [self._check_item(i) for i in p.input]
+        else:
+            conversation = self.items
+        max_tokens = (
+            p.max_output_tokens
+            if p.max_output_tokens is not UNSET
+            else config.max_output_tokens
+        )
+        metadata = p.metadata if p.metadata is not UNSET else None
+        response_id = self._ids.new("resp_", self._now)
+        response = Response(
+            id=response_id,
+            status="in_progress",
+            output=[],
+            conversation_id=None if out_of_band else self._conversation_id(),
+            output_modalities=list(modalities),
+            max_output_tokens=max_tokens,
+            audio=ResponseAudio(output=ResponseAudioOutput(format=fmt, voice=voice)),
+            metadata=metadata,
+        )
+        self._active = _Active(
+            response=response,
+            format=fmt,
+            out_of_band=out_of_band,
+            modality=modalities[0],
+        )
+        self._idle_deadline = None
+        self._emit(ResponseCreatedEvent(event_id=self._event_id(), response=response))
+        request = ResponseRequest(
+            response_id=response_id,
+            conversation=conversation,
+            instructions=p.instructions
+            if p.instructions is not UNSET
+            else config.instructions,
+            tools=p.tools if p.tools is not UNSET else config.tools,
+            tool_choice=p.tool_choice
+            if p.tool_choice is not UNSET
+            else config.tool_choice,
+            output_modalities=list(modalities),
+            voice=voice,
+            speed=config.audio.output.speed,
+            max_output_tokens=max_tokens,
+            metadata=metadata,
+            out_of_band=out_of_band,
+        )
+        self._actions.append(StartResponse(request))
+
+    def _conversation_id(self) -> str:
+        return "conv_" + self.config.id.removeprefix("sess_")
+
+    def _cancel(self, response_id: str | None) -> None:
+        active = self._active
+        if active is None or (
+            response_id is not None and response_id != active.response.id
+        ):
+            raise InvalidRequestError(
+                "response_cancel_not_active",
+                "Cancellation failed: no active response found",
+                None,
+            )
+        self._cancel_active("client_cancelled")
+
+    def _cancel_active(
+        self, reason: Literal["client_cancelled", "turn_detected"]
+    ) -> None:
+        active = self._active
+        assert active is not None
+        self._actions.append(CancelResponse(active.response.id))
+        self._finish(active, "cancelled", reason)
+
+    def _response(self, response_id: str) -> _Active | None:
+        # Reports for a response that is no longer active (cancelled while the
+        # responder was still producing) are dropped.
+        active = self._active
+        if active is None or active.response.id != response_id or self.state is CLOSED:
+            return None
+        return active
+
+    def _item_position(self, active: _Active) -> tuple[str, int]:
+        assert active.item is not None and isinstance(active.item.id, str)
+        return active.item.id, len(active.response.output) - 1
+
+    def _add_output_item(self, active: _Active, item: ConversationItem) -> int:
+        output_index = len(active.response.output)
+        active.response.output.append(item)
+        self._emit(
+            ResponseOutputItemAddedEvent(
+                event_id=self._event_id(),
+                response_id=active.response.id,
+                output_index=output_index,
+                item=item,
+            )
+        )
+        if not active.out_of_band:
+            previous = self._order[-1] if self._order else None
+            assert isinstance(item.id, str)
+            self._order.append(item.id)
+            self._items[item.id] = item
+            self._emit(
+                ConversationItemAddedEvent(
+                    event_id=self._event_id(), previous_item_id=previous, item=item
+                )
+            )
+        return output_index
+
+    def _finish_output_item(
+        self, active: _Active, item: ConversationItem, output_index: int
+    ) -> None:
+        self._emit(
+            ResponseOutputItemDoneEvent(
+                event_id=self._event_id(),
+                response_id=active.response.id,
+                output_index=output_index,
+                item=item,
+            )
+        )
+        if not active.out_of_band:
+            assert isinstance(item.id, str)
+            index = self._order.index(item.id)
+            previous = self._order[index - 1] if index else None
+            self._emit(
+                ConversationItemDoneEvent(
+                    event_id=self._event_id(), previous_item_id=previous, item=item
+                )
+            )
+
+    def _open_part(self, active: _Active) -> _Part:
+        if active.part is not None:
+            return active.part
+        kind: Literal["text", "audio"] = (
+            "audio" if active.modality == "audio" else "text"
+        )
+        if active.item is None:
+            item = MessageItem(
+                id=self._ids.new("item_", self._now),
+                object="realtime.item",
+                status="in_progress",
+                role="assistant",
+                content=[],
+            )
+            active.item = item
+            self._add_output_item(active, item)
+        item = active.item
+        if kind == "audio":
+            item.content.append(OutputAudioPart(transcript=""))
+            info: Any = AudioPartInfo(transcript="")
+        else:
+            item.content.append(OutputTextPart(text=""))
+            info = TextPartInfo(text="")
+        active.part = _Part(kind)
+        item_id, output_index = self._item_position(active)
+        self._emit(
+            ResponseContentPartAddedEvent(
+                event_id=self._event_id(),
+                response_id=active.response.id,
+                item_id=item_id,
+                output_index=output_index,
+                content_index=0,
+                part=info,
+            )
+        )
+        return active.part
+
+    def _close_message(self, active: _Active, status: str = "completed") -> None:
+        """Emit the closing events of the open message item, if any."""
+        item, part = active.item, active.part
+        if item is None:
+            return
+        item_id, output_index = self._item_position(active)
+        base: dict[str, Any] = dict(
+            response_id=active.response.id,
+            item_id=item_id,
+            output_index=output_index,
+            content_index=0,
+        )
+        if part is not None:
+            text = "".join(part.text)
+            if part.kind == "audio":
+                self._emit(
+                    ResponseOutputAudioDoneEvent(event_id=self._event_id(), **base)
+                )
+                self._emit(
+                    ResponseOutputAudioTranscriptDoneEvent(
+                        event_id=self._event_id(), transcript=text, **base
+                    )
+                )
+                item.content[0] = OutputAudioPart(transcript=text)
+                info: Any = AudioPartInfo(transcript=text)
+                self._item_audio_ms[item_id] = part.audio_ms
+            else:
+                self._emit(
+                    ResponseOutputTextDoneEvent(
+                        event_id=self._event_id(), text=text, **base
+                    )
+                )
+                item.content[0] = OutputTextPart(text=text)
+                info = TextPartInfo(text=text)
+            self._emit(
+                ResponseContentPartDoneEvent(
+                    event_id=self._event_id(), part=info, **base
+                )
+            )
+        item.status = "completed" if status == "completed" else "incomplete"
+        self._finish_output_item(active, item, output_index)
+        active.item = None
+        active.part = None
+
+    def _finish(
+        self,
+        active: _Active,
+        status: Literal["completed", "cancelled", "incomplete", "failed"],
+        reason: str | None,
+    ) -> None:
+        self._close_message(active, status)
+        response = active.response
+        response.status = status
+        if status != "completed":
+            response.status_details = ResponseStatusDetails(
+                type=status,
+                reason=reason if reason is not None else UNSET,  # type: ignore[arg-type]
+            )
+        input_text = sum(_tokens(self._text_of(i)) for i in self.items)
+        input_audio = sum(math.ceil(ms / 100) for ms in self._item_audio_ms.values())
+        output = active.output_tokens_text + active.output_tokens_audio
+        response.usage = Usage(
+            total_tokens=input_text + input_audio + output,
+            input_tokens=input_text + input_audio,
+            output_tokens=output,
+            input_token_details=InputTokenDetails(
+                text_tokens=input_text, audio_tokens=input_audio
+            ),
+            output_token_details=OutputTokenDetails(
+                text_tokens=active.output_tokens_text,
+                audio_tokens=active.output_tokens_audio,
+            ),
+        )
+        self._active = None
+        self._emit(ResponseDoneEvent(event_id=self._event_id(), response=response))
+        td = self._turn_detection()
+        if isinstance(td, ServerVad) and isinstance(td.idle_timeout_ms, int):
+            # "it's set to the `response.done` time plus audio playback duration"
+            self._idle_deadline = (
+                self._now + (active.audio_ms + td.idle_timeout_ms) / 1000
+            )
+
+    @staticmethod
+    def _text_of(item: ConversationItem) -> str:
+        if isinstance(item, MessageItem):
+            out = []
+            for part in item.content:
+                if isinstance(part, InputTextPart):
+                    out.append(part.text)
+                elif isinstance(part, OutputTextPart) and part.text is not UNSET:
+                    out.append(part.text)
+                elif isinstance(part, InputAudioPart | OutputAudioPart) and isinstance(
+                    part.transcript, str
+                ):
+                    out.append(part.transcript)
+            return " ".join(out)
+        if isinstance(item, FunctionCallItem):
+            return item.arguments
+        if isinstance(item, FunctionCallOutputItem):
+            return item.output
+        return ""
+
+    # --- Private methods: plumbing ---------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self.state is CLOSED:
+            raise InvalidState("session is closed")
+
+    def _close(self, code: int, reason: str) -> None:
+        if self._active is not None:
+            self._actions.append(CancelResponse(self._active.response.id))
+            self._active = None
+        self.state = CLOSED
+        self.close_code = code
+        self.close_reason = reason
+        self._actions.append(Close(code, reason))
+
+    def _event_id(self) -> str:
+        return self._ids.new("event_", self._now)
+
+    def _emit(self, event: ServerEvent) -> None:
+        self._outbox.append(encode(event))
+
+    def _emit_error(self, exc: ProtocolError) -> None:
+        self._emit(
+            ErrorEvent(
+                event_id=self._event_id(),
+                error=ErrorDetail(
+                    type=exc.type,
+                    code=exc.code,
+                    message=exc.message,
+                    param=exc.param,
+                    event_id=exc.event_id,
+                ),
+            )
+        )

@@ -1,0 +1,168 @@
+"""Turn detection on the input audio buffer (sans-I/O).
+
+Theory of operation
+-------------------
+Audio is cut into frames; a *scorer* gives each frame a speech probability.
+Speech *starts* at the first frame whose score reaches ``threshold``; the
+reported ``audio_start_ms`` goes back ``prefix_padding_ms`` ("includes the
+prefix_padding_ms configured in the Session"). Speech *stops* once
+``silence_duration_ms`` of frames in a row score below ``threshold``; the
+reported ``audio_end_ms`` is then ("includes the min_silence_duration_ms").
+
+All times are milliseconds on the session's input timeline: audio written to
+the buffer since the session began, never the wall clock.
+
+The default scorer is :class:`EnergyScorer`: RMS level in dBFS, mapped
+linearly from -60 dBFS (0.0) to -20 dBFS (1.0). A model scorer (Silero, see
+:mod:`openrealtime.voice.vad`) plugs in through the same protocol.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+
+__all__ = ["EnergyScorer", "FrameScorer", "TurnDetector", "TurnEvent"]
+
+
+class FrameScorer(Protocol):
+    """Gives the speech probability of one PCM16 mono frame."""
+
+    rate: int
+    frame_samples: int
+
+    def score(self, frame: bytes) -> float:
+        """Speech probability, 0..1, of exactly ``frame_samples`` samples."""
+        ...
+
+    def reset(self) -> None:
+        """Forget any state carried from frame to frame."""
+        ...
+
+
+class EnergyScorer:
+    """A frame's RMS level mapped to 0..1 (-60 dBFS -> 0, -20 dBFS -> 1)."""
+
+    __slots__ = ("frame_samples", "rate")
+
+    def __init__(self, rate: int = 24000, frame_ms: int = 20) -> None:
+        self.rate = rate
+        self.frame_samples = rate * frame_ms // 1000
+
+    def score(self, frame: bytes) -> float:
+        """Map the frame's level to a probability."""
+        samples = array("h", frame)
+        if not samples:
+            return 0.0
+        power = sum(s * s for s in samples) / len(samples)
+        if power <= 0:
+            return 0.0
+        dbfs = 10 * math.log10(power / (32768.0 * 32768.0))
+        return min(1.0, max(0.0, (dbfs + 60.0) / 40.0))
+
+    def reset(self) -> None:
+        """Nothing to forget: each frame is scored alone."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnEvent:
+    """Speech started or stopped at ``ms`` on the input timeline."""
+
+    kind: Literal["started", "stopped"]
+    ms: int
+
+
+class TurnDetector:
+    """Finds speech start and stop in a stream of PCM16 audio.
+
+    Args:
+        scorer: frame scorer; audio must be at ``scorer.rate``.
+        threshold: activation threshold, 0..1.
+        prefix_padding_ms: audio kept before detected speech.
+        silence_duration_ms: silence that ends speech.
+    """
+
+    __slots__ = (
+        "_pending",
+        "_position",
+        "_silence_ms",
+        "_speech_start",
+        "frame_ms",
+        "in_speech",
+        "prefix_padding_ms",
+        "scorer",
+        "silence_duration_ms",
+        "threshold",
+    )
+
+    def __init__(
+        self,
+        scorer: FrameScorer,
+        *,
+        threshold: float,
+        prefix_padding_ms: int,
+        silence_duration_ms: int,
+    ) -> None:
+        self.scorer = scorer
+        self.threshold = threshold
+        self.prefix_padding_ms = prefix_padding_ms
+        self.silence_duration_ms = silence_duration_ms
+        self.frame_ms = scorer.frame_samples * 1000 / scorer.rate
+        self.in_speech = False
+        self._pending = b""
+        self._position = 0.0  # ms of audio scored so far
+        self._silence_ms = 0.0
+        self._speech_start = 0.0
+
+    def configure(
+        self, *, threshold: float, prefix_padding_ms: int, silence_duration_ms: int
+    ) -> None:
+        """Change the settings; takes effect from the next frame."""
+        self.threshold = threshold
+        self.prefix_padding_ms = prefix_padding_ms
+        self.silence_duration_ms = silence_duration_ms
+
+    def skip(self, ms: float) -> None:
+        """Advance the timeline over audio that is not scored."""
+        self._position += ms
+
+    def feed(self, pcm16: bytes) -> list[TurnEvent]:
+        """Score new audio; return the turn events it completes."""
+        events: list[TurnEvent] = []
+        data = self._pending + pcm16
+        size = self.scorer.frame_samples * 2
+        end = len(data) - len(data) % size
+        for offset in range(0, end, size):
+            speech = self.scorer.score(data[offset : offset + size]) >= self.threshold
+            start = self._position
+            self._position += self.frame_ms
+            if not self.in_speech:
+                if speech:
+                    self.in_speech = True
+                    self._silence_ms = 0.0
+                    self._speech_start = start
+                    events.append(
+                        TurnEvent(
+                            "started", max(0, round(start - self.prefix_padding_ms))
+                        )
+                    )
+            elif speech:
+                self._silence_ms = 0.0
+            else:
+                self._silence_ms += self.frame_ms
+                if self._silence_ms >= self.silence_duration_ms:
+                    self.in_speech = False
+                    events.append(TurnEvent("stopped", round(self._position)))
+        self._pending = data[end:]
+        return events
+
+    def reset(self) -> None:
+        """Drop speech state and partial frames (after a clear or a commit)."""
+        self.in_speech = False
+        self._silence_ms = 0.0
+        self._position += len(self._pending) / 2 * 1000 / self.scorer.rate
+        self._pending = b""
+        self.scorer.reset()
