@@ -35,6 +35,7 @@ from openrealtime.models.server_events import ServerEvent
 __all__ = [
     "Decoder",
     "decode_client_event",
+    "decode_server_event",
     "encode",
     "explain",
 ]
