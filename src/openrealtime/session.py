@@ -362,6 +362,7 @@ class Session:
         :meth:`events_to_send`) and :meth:`actions_to_take`.
         """
         self._now = now
+        self._check_open()
         try:
             event = decode_client_event(data)
         except InvalidRequestError as exc:
