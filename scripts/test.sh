@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The one test command (README, .ci/run): installs what it needs, then runs
+# every check. A fresh machine needs only Python 3.11, pip and gcc; Debian
+# packages (espeak-ng, redis-server, chromium ...) are installed when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -f scripts/apt-packages.txt ]; then
+    missing=()
+    while read -r pkg; do
+        [ -z "$pkg" ] || [ "${pkg#\#}" != "$pkg" ] && continue
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done < scripts/apt-packages.txt
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            echo "installing Debian packages: ${missing[*]}"
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        else
+            echo "warning: missing Debian packages (tests needing them will skip): ${missing[*]}"
+        fi
+    fi
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip 2>/dev/null || true
+.venv/bin/python -m pip install -q -e ".[test]"
+
+echo "== ruff"
+.venv/bin/ruff format --check src tests bench
+.venv/bin/ruff check src tests bench
+echo "== mypy --strict"
+.venv/bin/mypy
+echo "== pytest"
+.venv/bin/python -m pytest --cov=openrealtime --cov-report=term "$@"
