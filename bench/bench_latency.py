@@ -31,6 +31,7 @@ from benchlib import (
     pin_self,
     start_server,
     table,
+    warn_if_busy,
     write_json,
 )
 
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = parse_args(argv)
     exit_on_sigterm()
+    warn_if_busy()
     server_core, client_core = cpu_plan()
     pin_self(client_core)
     try:

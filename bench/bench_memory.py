@@ -31,6 +31,7 @@ from benchlib import (
     raise_nofile,
     start_server,
     table,
+    warn_if_busy,
     write_json,
 )
 
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = parse_args(argv)
     exit_on_sigterm()
+    warn_if_busy()
     raise_nofile(args.connections + 1024)
     server_core, client_core = cpu_plan()
     pin_self(client_core)

@@ -24,6 +24,7 @@ from benchlib import (
     run_loadgen,
     start_server,
     table,
+    warn_if_busy,
     write_json,
 )
 
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = parse_args(argv)
     exit_on_sigterm()
+    warn_if_busy()
     limit = raise_nofile(max(args.level_list) + 1024)
     server_core, load_core = cpu_plan()
     info = machine_info()
@@ -105,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
                         f"p99 {fmt(r.get('p99_us'))} µs, "
                         f"dropped {r.get('dropped')}, ok={r.get('ok')}"
                     )
+                    if (r.get("other_cpu_util") or 0) > 0.2:
+                        print(
+                            f"    WARNING: other processes used "
+                            f"{r['other_cpu_util']:.2f} cores meanwhile"
+                        )
     headers = [
         "variant",
         "N",

@@ -25,6 +25,7 @@ from benchlib import (
     run_loadgen,
     start_server,
     table,
+    warn_if_busy,
     write_json,
 )
 
@@ -64,6 +65,7 @@ def summarize(
             "server_cpu_us_per_msg",
             "server_cpu_util",
             "loadgen_cpu_util",
+            "other_cpu_util",
         ):
             row[key] = median([float(r.get(key) or "nan") for r in good])
         row["ok"] = bool(good) and all(r.get("ok") for r in good)
@@ -93,6 +95,7 @@ def render(rows: list[dict[str, Any]], unavailable: dict[str, str]) -> str:
         "srv CPU µs/msg",
         "srv CPU util",
         "gen CPU util",
+        "other CPU",
         "thr ×peer",
         "CPU ×peer",
         "thr ×floor",
@@ -113,6 +116,7 @@ def render(rows: list[dict[str, Any]], unavailable: dict[str, str]) -> str:
                 fmt(r["server_cpu_us_per_msg"], 1),
                 fmt(r["server_cpu_util"], 2),
                 fmt(r["loadgen_cpu_util"], 2),
+                fmt(r["other_cpu_util"], 2),
                 fmt(r["thr_vs_peer-fastapi"], 2),
                 fmt(r["cpu_vs_peer-fastapi"], 2),
                 fmt(r["thr_vs_echo-picows"], 2),
@@ -147,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = parse_args(argv)
     exit_on_sigterm()
+    warn_if_busy()
     variants: list[str] = args.variant_list
     info = machine_info()
     server_core, load_core = cpu_plan()
@@ -185,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
                         f"{fmt(result.get('server_cpu_us_per_msg'), 1)} CPU µs/msg, "
                         f"ok={result.get('ok')}"
                     )
+                    if (result.get("other_cpu_util") or 0) > 0.2:
+                        print(
+                            f"    WARNING: other processes used "
+                            f"{result['other_cpu_util']:.2f} cores meanwhile"
+                        )
     rows = summarize(variants, runs)
     print()
     print(render(rows, unavailable))

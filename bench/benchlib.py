@@ -514,3 +514,44 @@ def write_json(path: str | None, data: Any) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(data, indent=2) + "\n")
         print(f"wrote {path}")
+
+
+def system_busy_seconds() -> float:
+    """CPU seconds all cores spent non-idle since boot (from /proc/stat)."""
+    try:
+        vals = [
+            int(v)
+            for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+        ]
+    except (OSError, ValueError):
+        return 0.0
+    return (sum(vals) - vals[3] - vals[4]) / _CLK_TCK
+
+
+def busy_cores(seconds: float = 0.5) -> float:
+    """How many cores were busy over ``seconds`` (from /proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        vals = [int(v) for v in fields]
+        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+        return sum(vals[:8]), idle
+
+    try:
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    total = t1 - t0
+    return (total - (i1 - i0)) / total * (os.cpu_count() or 1) if total else 0.0
+
+
+def warn_if_busy() -> None:
+    """Say so when other processes already load the machine before a run."""
+    busy = busy_cores()
+    if busy == busy and busy > 0.25:
+        print(
+            f"WARNING: {busy:.2f} cores already busy before the run; other "
+            "processes skew these figures (see `top`)."
+        )

@@ -23,6 +23,7 @@ from benchlib import (
     percentile,
     pin_self,
     raise_nofile,
+    system_busy_seconds,
     tree_cpu_seconds,
 )
 
@@ -324,6 +325,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
             cpu0 = tree_cpu_seconds(args.server_pid) if args.server_pid else 0.0
             own0 = time.process_time()
+            sys0 = system_busy_seconds()
             stats.measuring = True
             t0 = time.perf_counter()
             dropped0 = stats.dropped
@@ -332,6 +334,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             t1 = time.perf_counter()
             own1 = time.process_time()
             cpu1 = tree_cpu_seconds(args.server_pid) if args.server_pid else 0.0
+            sys1 = system_busy_seconds()
 
             stats.stopping = True
             pending = [c.finished for c, _ in conns if c.awaiting]
@@ -358,6 +361,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 cpu = cpu1 - cpu0
                 result["server_cpu_s"] = round(cpu, 3)
                 result["server_cpu_util"] = round(cpu / window, 3)
+                other = (sys1 - sys0) - cpu - (own1 - own0)
+                result["other_cpu_util"] = round(max(0.0, other) / window, 3)
                 result["server_cpu_us_per_msg"] = (
                     round(cpu * 1e6 / stats.measured, 2) if stats.measured else None
                 )
@@ -419,10 +424,10 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile(args.connections + 1024)
     try:
         import uvloop
-
-        result = uvloop.run(run(args))
     except ImportError:
         result = asyncio.run(run(args))
+    else:
+        result = uvloop.run(run(args))
     if args.json:
         print(json.dumps(result), flush=True)
     else:
