@@ -125,12 +125,14 @@ from openrealtime.models.server_events import (
 )
 from openrealtime.models.session import (
     AudioFormat,
+    FunctionTool,
     RealtimeSessionConfig,
     SemanticVad,
     ServerVad,
     SessionConfig,
     Tool,
     ToolChoice,
+    ToolChoiceFunction,
     Transcription,
     VoiceValue,
 )
@@ -249,6 +251,7 @@ class _Active:
     modality: Modality
     item: MessageItem | None = None
     part: _Part | None = None
+    callable: frozenset[str] = frozenset()
     output_tokens_text: int = 0
     output_tokens_audio: int = 0
     audio_ms: float = 0.0
@@ -265,6 +268,16 @@ _PART_TAGS: dict[type, str] = {
         OutputAudioPart,
     )
 }
+
+
+def _callable(tools: list[Tool], tool_choice: ToolChoice) -> frozenset[str]:
+    """The function names a response may call under ``tool_choice``."""
+    names = frozenset(t.name for t in tools if isinstance(t, FunctionTool))
+    if tool_choice == "none":
+        return frozenset()
+    if isinstance(tool_choice, ToolChoiceFunction):
+        return names & {tool_choice.name}
+    return names
 
 
 def _tokens(text: str) -> int:
@@ -505,6 +518,13 @@ class Session:
         """
         active = self._response(response_id)
         if active is None:
+            return None
+        if name not in active.callable:
+            # tool_choice is binding whatever the responder does: "none", a
+            # forced function, or a name that is not a configured tool.
+            logger.warning(
+                "responder called %r, which tool_choice does not allow", name
+            )
             return None
         self._close_message(active)
         call_id = call_id or self._ids.new("call_", self._now)
@@ -1090,11 +1110,16 @@ class Session:
             audio=ResponseAudio(output=ResponseAudioOutput(format=fmt, voice=voice)),
             metadata=metadata,
         )
+        tools = p.tools if p.tools is not UNSET else config.tools
+        tool_choice = (
+            p.tool_choice if p.tool_choice is not UNSET else config.tool_choice
+        )
         self._active = _Active(
             response=response,
             format=fmt,
             out_of_band=out_of_band,
             modality=modalities[0],
+            callable=_callable(tools, tool_choice),
         )
         self._idle_deadline = None
         self._emit(ResponseCreatedEvent(event_id=self._event_id(), response=response))
@@ -1104,10 +1129,8 @@ class Session:
             instructions=p.instructions
             if p.instructions is not UNSET
             else config.instructions,
-            tools=p.tools if p.tools is not UNSET else config.tools,
-            tool_choice=p.tool_choice
-            if p.tool_choice is not UNSET
-            else config.tool_choice,
+            tools=tools,
+            tool_choice=tool_choice,
             output_modalities=list(modalities),
             voice=voice,
             speed=config.audio.output.speed,
