@@ -286,9 +286,11 @@ class TranscriptionFailure(Wire, kw_only=True):
     """Why a transcription failed."""
 
     type: str | UnsetType = UNSET
-    code: str | UnsetType = UNSET
+    # Like every hosted error, ``code`` and ``param`` may be ``null`` (the
+    # spec's own example sends ``"param": null``).
+    code: str | None | UnsetType = UNSET
     message: str | UnsetType = UNSET
-    param: str | UnsetType = UNSET
+    param: str | None | UnsetType = UNSET
 
 
 class ConversationItemInputAudioTranscriptionFailedEvent(
