@@ -280,6 +280,9 @@ class ConversationItemInputAudioTranscriptionDeltaEvent(
     content_index: int | UnsetType = UNSET
     delta: str | UnsetType = UNSET
     logprobs: list[LogProb] | None | UnsetType = UNSET
+    # Stream obfuscation padding: not in the schema, but in the spec's own
+    # (captured) example, as on ``response.mcp_call_arguments.delta``.
+    obfuscation: str | None | UnsetType = UNSET
 
 
 class TranscriptionFailure(Wire, kw_only=True):
