@@ -1,0 +1,312 @@
+"""The ASGI application: WebSocket ``/v1/realtime`` and the REST endpoints.
+
+:func:`create_app` returns a Starlette app, so it can be served on its own
+(``openrealtime serve``) or mounted in any FastAPI or Starlette app::
+
+    from openrealtime.server import Settings, create_app
+
+    app.mount("/openai", create_app(Settings(api_keys=("secret",))))
+
+Routes: WebSocket ``/v1/realtime`` and ``/realtime``; ``POST
+/v1/realtime/client_secrets`` and ``/realtime/client_secrets``; ``GET
+/healthz``; ``GET /metrics`` (Prometheus text format).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from openrealtime.config import SessionKind, default_config
+from openrealtime.exceptions import InvalidRequestError, ProtocolError
+from openrealtime.ids import RandomIds
+from openrealtime.server.connection import Connection, EventObserver
+from openrealtime.server.handshake import (
+    Rejected,
+    close_reason,
+    error_frame,
+    negotiate,
+    select_subprotocol,
+)
+from openrealtime.server.metrics import Metrics
+from openrealtime.server.rest import create_client_secret
+from openrealtime.server.secrets import MemorySecretStore, SecretStore
+from openrealtime.server.settings import ConfigurationError, Settings
+from openrealtime.session import Session
+
+
+__all__ = ["AUTH_WARNED_ENV", "RealtimeServer", "app_from_env", "create_app"]
+
+logger = logging.getLogger("openrealtime.server")
+
+#: Set by the CLI for worker processes once it has warned that auth is off.
+AUTH_WARNED_ENV = "OPENREALTIME_AUTH_WARNED"
+
+#: WebSocket close code for a message that is too big (RFC 6455 §7.4.1).
+CLOSE_TOO_BIG = 1009
+
+
+def _too_large(size: int, maximum: int) -> InvalidRequestError:
+    return InvalidRequestError(
+        "message_too_large",
+        f"The WebSocket message is too large: {size} bytes. The maximum is "
+        f"{maximum} bytes.",
+        None,
+    )
+
+
+def _size(text: str) -> int:
+    # Frames are ASCII JSON in practice, where characters are bytes; only a
+    # long frame can be too large, so only a long one is encoded to measure.
+    return len(text.encode()) if not text.isascii() else len(text)
+
+
+class RealtimeServer:
+    """The state shared by the connections of one app.
+
+    Args:
+        settings: the server settings.
+        secrets: where ephemeral keys are kept.
+        observer: called for each new session; may return an observer that
+            sees every frame of that connection.
+
+    Attributes:
+        metrics: the counters behind ``GET /metrics``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        secrets: SecretStore,
+        observer: Callable[[Session], EventObserver | None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.secrets = secrets
+        self.observer = observer
+        self.metrics = Metrics()
+        self._ids = RandomIds()
+
+    def routes(self) -> list[BaseRoute]:
+        """The routes, under both ``/v1/realtime`` and ``/realtime``."""
+        routes: list[BaseRoute] = []
+        for prefix in ("/v1/realtime", "/realtime"):
+            routes.append(WebSocketRoute(prefix, self.websocket))
+            routes.append(
+                Route(f"{prefix}/client_secrets", self.client_secrets, methods=["POST"])
+            )
+        routes.append(Route("/healthz", self.healthz, methods=["GET"]))
+        routes.append(Route("/metrics", self.metrics_endpoint, methods=["GET"]))
+        return routes
+
+    # --- HTTP ------------------------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        """``GET /healthz``: the server is up."""
+        return JSONResponse({"status": "ok"})
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        """``GET /metrics``: counters in the Prometheus text format."""
+        return PlainTextResponse(
+            self.metrics.render(), media_type="text/plain; version=0.0.4"
+        )
+
+    async def client_secrets(self, request: Request) -> Response:
+        """``POST /v1/realtime/client_secrets``: mint an ephemeral key."""
+        body = await request.body()
+        result = await create_client_secret(
+            body,
+            request.headers,
+            settings=self.settings,
+            secrets=self.secrets,
+            ids=self._ids,
+            now=time.time(),
+        )
+        if result.status == 200:
+            self.metrics.client_secrets_total += 1
+        return Response(result.body, result.status, media_type=result.content_type)
+
+    # --- WebSocket -------------------------------------------------------------------
+
+    async def websocket(self, websocket: WebSocket) -> None:
+        """WebSocket ``/v1/realtime``: one Realtime session."""
+        settings = self.settings
+        subprotocols: list[str] = websocket.scope.get("subprotocols") or []
+        client = websocket.client
+        peer = f"{client.host}:{client.port}" if client else "-"
+        # §7: "GA checks auth and model *after* the 101 upgrade".
+        await websocket.accept(subprotocol=select_subprotocol(subprotocols))
+        outcome = await negotiate(
+            headers=websocket.headers,
+            query=websocket.query_params,
+            subprotocols=subprotocols,
+            settings=settings,
+            secrets=self.secrets,
+        )
+        if isinstance(outcome, Rejected):
+            await self._refuse(websocket, outcome, peer)
+            return
+
+        session = Session(
+            kind=outcome.kind,
+            model=outcome.model,
+            now=time.time(),
+            defaults=settings.defaults,
+            limits=settings.limits,
+            initial=outcome.initial,
+        )
+        session_id = session.config.id
+
+        async def send_text(data: bytes) -> None:
+            await websocket.send({"type": "websocket.send", "text": data.decode()})
+
+        async def close(code: int, reason: str) -> None:
+            await websocket.close(code, reason)
+
+        connection = Connection(
+            session,
+            send_text=send_text,
+            close=close,
+            responder=settings.responder(),
+            transcriber=settings.transcriber,
+            metrics=self.metrics,
+            on_event=self.observer(session) if self.observer is not None else None,
+            debug=settings.debug,
+        )
+        metrics = self.metrics
+        metrics.open_connections += 1
+        metrics.sessions_total += 1
+        logger.info(
+            "%s: %s session opened (%s) from %s",
+            session_id,
+            outcome.kind,
+            outcome.model or "transcription",
+            peer,
+        )
+        maximum = settings.max_frame_bytes
+        try:
+            connection.start()
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    connection.disconnected(
+                        message.get("code", 1005), message.get("reason") or ""
+                    )
+                    break
+                text = message.get("text")
+                if text is not None:
+                    size = _size(text) if len(text) > maximum // 4 else len(text)
+                    if size > maximum:
+                        self._fail_too_large(connection, size)
+                    else:
+                        connection.receive_text(text)
+                else:
+                    data: bytes = message.get("bytes") or b""
+                    if len(data) > maximum:
+                        self._fail_too_large(connection, len(data))
+                    else:
+                        connection.receive_binary(data)
+                await connection.drain()
+        except Exception:
+            logger.exception("%s: connection failed", session_id)
+            connection.disconnected(1011, "")
+        finally:
+            await connection.aclose()
+            metrics.open_connections -= 1
+            logger.info(
+                "%s: session closed (code %s%s)",
+                session_id,
+                connection.close_code,
+                f", {connection.close_reason}" if connection.close_reason else "",
+            )
+
+    def _fail_too_large(self, connection: Connection, size: int) -> None:
+        error = _too_large(size, self.settings.max_frame_bytes)
+        connection.fail(
+            error_frame(error, self._ids, time.time()),
+            CLOSE_TOO_BIG,
+            close_reason(error),
+        )
+
+    async def _refuse(self, websocket: WebSocket, outcome: Rejected, peer: str) -> None:
+        self.metrics.rejected_total[outcome.reason] += 1
+        self.metrics.count_error(outcome.error.code)
+        self.metrics.events_out["error"] += 1
+        frame = error_frame(outcome.error, self._ids, time.time())
+        # §1: the fatal errors are "marked only by a server CLOSE sent in the
+        # same millisecond".
+        await websocket.send({"type": "websocket.send", "text": frame.decode()})
+        await websocket.close(outcome.code, outcome.reason)
+        logger.info(
+            "connection from %s refused (code %s, %s)",
+            peer,
+            outcome.code,
+            outcome.reason,
+        )
+
+
+def _check_defaults(settings: Settings) -> None:
+    kinds: tuple[SessionKind, ...] = ("realtime", "transcription")
+    for kind in kinds:
+        try:
+            default_config(
+                kind,
+                id="sess_check",
+                model="gpt-realtime",
+                created_at=0,
+                defaults=settings.defaults,
+            )
+        except ProtocolError as exc:
+            where = f" (at {exc.param})" if exc.param else ""
+            raise ConfigurationError(
+                f"invalid {kind} session defaults{where}: {exc.message}"
+            ) from None
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    secrets: SecretStore | None = None,
+    observer: Callable[[Session], EventObserver | None] | None = None,
+    warn_no_auth: bool = True,
+) -> Starlette:
+    """Build the ASGI app of an openrealtime server.
+
+    Args:
+        settings: the server settings (defaults: :class:`Settings()`).
+        secrets: where ephemeral keys are kept (default: this process's memory).
+        observer: called for each new session; may return an observer that
+            sees every frame of that connection.
+        warn_no_auth: log a warning when no API key is configured.
+
+    Returns:
+        A Starlette app; ``app.state.realtime`` is its :class:`RealtimeServer`.
+
+    Raises:
+        ConfigurationError: the operator's session defaults are invalid.
+    """
+    settings = settings or Settings()
+    _check_defaults(settings)
+    server = RealtimeServer(settings, secrets or MemorySecretStore(), observer)
+    if warn_no_auth and not settings.auth_enabled:
+        logger.warning(
+            "Authentication is off: no API key is configured, so any client can "
+            "open sessions. Set --api-key or OPENREALTIME_API_KEYS to require one."
+        )
+    app = Starlette(routes=server.routes())
+    app.state.realtime = server
+    return app
+
+
+def app_from_env() -> Starlette:
+    """The app configured from ``OPENREALTIME_*`` (uvicorn's ``factory=True``)."""
+    return create_app(
+        Settings.from_env(), warn_no_auth=os.environ.get(AUTH_WARNED_ENV) != "1"
+    )

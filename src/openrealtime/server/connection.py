@@ -1,0 +1,415 @@
+"""The per-connection driver: frames in, engine, frames out.
+
+Theory of operation
+-------------------
+A :class:`Connection` owns one :class:`~openrealtime.session.Session` and
+does for it everything that takes time or I/O. A transport adapter (the ASGI
+endpoint in :mod:`openrealtime.server.app`, or another) gives it two
+callbacks, ``send_text(frame)`` and ``close(code, reason)``, and feeds it::
+
+    connection = Connection(session, send_text=..., close=..., responder=...)
+    connection.start()                      # queues session.created
+    try:
+        async for frame in transport:       # until the client goes away
+            connection.receive_text(frame)  # or receive_binary()
+            await connection.drain()        # backpressure
+    finally:
+        await connection.aclose()           # nothing is left behind
+
+Output order is the engine's order. Feeding the engine and queueing what it
+produced happen with no ``await`` in between, wherever the input comes from
+(a client frame, a responder chunk, a timer), and a single writer task sends
+the queue in order. The engine's actions run here:
+
+* ``StartResponse``: a task iterates the responder and reports each chunk;
+* ``CancelResponse``: that task is cancelled (the engine already sent
+  ``response.done`` with status ``cancelled``);
+* ``Transcribe``: the configured transcriber runs in a thread, or the item
+  fails with a clear message when there is none;
+* ``Close``: the frames already queued are sent, then the close frame.
+
+The engine's one timer (session expiry, idle timeout) is a ``loop.call_at``
+re-armed after every input, converting the engine's epoch seconds to the
+loop's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Literal, Protocol
+
+from openrealtime.responders.base import Responder, apply_chunk
+from openrealtime.server.metrics import Metrics, client_event_type, server_event_type
+from openrealtime.session import (
+    CancelResponse,
+    Close,
+    ResponseRequest,
+    Session,
+    StartResponse,
+    Transcribe,
+)
+
+
+__all__ = [
+    "NO_TRANSCRIBER",
+    "Connection",
+    "EventObserver",
+    "Transcriber",
+]
+
+logger = logging.getLogger("openrealtime.server")
+
+#: The failure reported for input audio transcription with no recognizer.
+NO_TRANSCRIBER = "No transcription engine is configured on this server."
+
+Direction = Literal["<", ">"]
+
+
+class EventObserver(Protocol):
+    """Sees every frame of a connection: ``<`` from the client, ``>`` to it."""
+
+    def __call__(self, direction: Direction, data: bytes) -> None:
+        """Called once per frame, in order; must not block."""
+        ...
+
+
+class Transcriber(Protocol):
+    """Turns one utterance of PCM16 audio into text (run in a thread).
+
+    The same shape as :class:`openrealtime.voice.Transcriber`.
+    """
+
+    def transcribe(
+        self, pcm16: bytes, rate: int, *, language: str | None, prompt: str | None
+    ) -> Iterator[str]:
+        """Yield text deltas whose concatenation is the transcript."""
+        ...
+
+
+class Connection:
+    """Drives one session over one transport.
+
+    Args:
+        session: the engine, just created (its ``session.created`` is queued
+            by :meth:`start`).
+        send_text: sends one text frame; awaited by the writer, one at a time.
+        close: sends the close frame with this code and reason.
+        responder: produces the content of responses.
+        transcriber: recognizes user audio; ``None`` fails transcription.
+        metrics: counters to update (one object per server).
+        on_event: observer of every frame (for inspectors).
+        debug: log every event at DEBUG, with its direction.
+        high_water: frames queued before :meth:`drain` waits for the writer.
+        clock: seconds since the epoch, the engine's time.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        send_text: Callable[[bytes], Awaitable[None]],
+        close: Callable[[int, str], Awaitable[None]],
+        responder: Responder,
+        transcriber: Transcriber | None = None,
+        metrics: Metrics | None = None,
+        on_event: EventObserver | None = None,
+        debug: bool = False,
+        high_water: int = 256,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.session = session
+        self._send_text = send_text
+        self._close = close
+        self._responder = responder
+        self._transcriber = transcriber
+        self._metrics = metrics
+        self._on_event = on_event
+        self.debug = debug
+        self._high_water = high_water
+        self._clock = clock
+        self._loop = asyncio.get_running_loop()
+        self._queue: collections.deque[bytes | Close] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._writer: asyncio.Task[None] | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._transcriptions: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_deadline: float | None = None
+        self._closing = False
+        self._closed = asyncio.Event()
+        #: The close code and reason, once known (ours or the client's).
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    # --- Lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Queue ``session.created``, start the writer and arm the timer."""
+        self._writer = self._loop.create_task(self._write())
+        self._pump()
+
+    @property
+    def closing(self) -> bool:
+        """Whether the server decided to close (input is ignored from then)."""
+        return self._closing
+
+    async def wait_closed(self) -> None:
+        """Wait until the close frame was sent or the client went away."""
+        await self._closed.wait()
+
+    def disconnected(self, code: int | None = None, reason: str = "") -> None:
+        """The client went away (its close frame or a lost transport)."""
+        if self.close_code is None:
+            self.close_code = code
+            self.close_reason = reason
+        self._closing = True
+        self._closed.set()
+
+    async def aclose(self) -> None:
+        """Stop everything: responders, transcriptions, the timer, the writer.
+
+        Safe to call more than once, and from a ``finally`` while cancelled.
+        """
+        self._closing = True
+        self._cancel_timer()
+        tasks = [*self._tasks.values(), *self._transcriptions]
+        if self._writer is not None:
+            tasks.append(self._writer)
+        for task in tasks:
+            task.cancel()
+        self._tasks.clear()
+        self._transcriptions.clear()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._drained.set()
+        self._closed.set()
+
+    # --- Input -----------------------------------------------------------------------
+
+    def receive_text(self, data: str | bytes) -> None:
+        """Feed one text frame to the engine and queue what it produced."""
+        if self._closing:
+            return
+        self._observe("<", data)
+        self.session.receive_text(data, self._clock())
+        self._pump()
+
+    def receive_binary(self, data: bytes = b"") -> None:
+        """A binary frame: an error, the socket stays open (WIRE_RULES §2)."""
+        if self._closing:
+            return
+        self._observe("<", data)
+        self.session.receive_binary(self._clock())
+        self._pump()
+
+    def fail(self, error_frame: bytes, code: int, reason: str) -> None:
+        """Send an error the engine did not produce, then close (e.g. 1009)."""
+        if self._closing:
+            return
+        self._queue_frame(error_frame)
+        self._begin_close(Close(code, reason))
+
+    async def drain(self) -> None:
+        """Wait while more than ``high_water`` frames wait to be sent."""
+        while len(self._queue) > self._high_water and not self._closed.is_set():
+            self._drained.clear()
+            await self._drained.wait()
+
+    # --- The engine's output ---------------------------------------------------------
+
+    def _pump(self) -> None:
+        # Drain frames, then act; acting may produce frames (a failed
+        # transcription), so loop until the engine is quiet. No await here.
+        session = self.session
+        while True:
+            for data in session.data_to_send():
+                if self._closing:
+                    break
+                self._queue_frame(data)
+            actions = session.actions_to_take()
+            if not actions:
+                break
+            for action in actions:
+                match action:
+                    case StartResponse(request=request):
+                        self._start_response(request)
+                    case CancelResponse(response_id=response_id):
+                        task = self._tasks.pop(response_id, None)
+                        if task is not None:
+                            task.cancel()
+                    case Transcribe():
+                        self._transcribe(action)
+                    case Close():
+                        self._begin_close(action)
+        self._arm_timer()
+
+    def _queue_frame(self, data: bytes) -> None:
+        self._observe(">", data)
+        self._queue.append(data)
+        self._wakeup.set()
+
+    def _observe(self, direction: Direction, data: str | bytes) -> None:
+        event_type = ""
+        if self._metrics is not None:
+            event_type = self._metrics.count(direction, data)
+        if self.debug:
+            if not event_type:
+                event_type = (
+                    client_event_type(data)
+                    if direction == "<"
+                    else server_event_type(data)  # type: ignore[arg-type]
+                )
+            logger.debug("%s %s %s", self.session.config.id, direction, event_type)
+        if self._on_event is not None:
+            self._on_event(direction, data.encode() if isinstance(data, str) else data)
+
+    def _begin_close(self, close: Close) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self.close_code = close.code
+        self.close_reason = close.reason
+        self._cancel_timer()
+        for task in self._tasks.values():
+            task.cancel()
+        self._tasks.clear()
+        self._queue.append(close)
+        self._wakeup.set()
+
+    async def _write(self) -> None:
+        queue = self._queue
+        try:
+            while True:
+                while queue:
+                    item = queue.popleft()
+                    if isinstance(item, Close):
+                        await self._close(item.code, item.reason)
+                        return
+                    await self._send_text(item)
+                    if len(queue) <= self._high_water:
+                        self._drained.set()
+                self._drained.set()
+                self._wakeup.clear()
+                await self._wakeup.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the transport is gone
+            logger.debug("send failed: %r", exc)
+            self._closing = True
+        finally:
+            self._drained.set()
+            self._closed.set()
+
+    # --- Timers ----------------------------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        deadline = None if self._closing else self.session.get_timer()
+        if deadline == self._timer_deadline:
+            return
+        self._cancel_timer()
+        if deadline is None:
+            return
+        self._timer_deadline = deadline
+        delay = max(0.0, deadline - self._clock())
+        self._timer = self._loop.call_at(self._loop.time() + delay, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_deadline = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_deadline = None
+        if self._closing:
+            return
+        self.session.handle_timer(self._clock())
+        self._pump()
+
+    # --- Responses -------------------------------------------------------------------
+
+    def _start_response(self, request: ResponseRequest) -> None:
+        task = self._loop.create_task(self._respond(request))
+        self._tasks[request.response_id] = task
+
+    async def _respond(self, request: ResponseRequest) -> None:
+        response_id = request.response_id
+        session = self.session
+        stream: AsyncIterator[object] = self._responder.respond(request)
+        try:
+            async for chunk in stream:
+                if self._closing or session.active_response_id != response_id:
+                    break
+                apply_chunk(session, response_id, chunk)  # type: ignore[arg-type]
+                self._pump()
+                await self.drain()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("responder failed on %s", response_id)
+            if not self._closing:
+                session.response_failed(response_id)
+        else:
+            if not self._closing:
+                session.response_done(response_id)
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            if self._tasks.get(response_id) is asyncio.current_task():
+                del self._tasks[response_id]
+        if not self._closing:
+            self._pump()
+
+    # --- Transcription ---------------------------------------------------------------
+
+    def _transcribe(self, action: Transcribe) -> None:
+        if self._transcriber is None:
+            self.session.transcription_failed(action.item_id, NO_TRANSCRIBER)
+            return
+        task = self._loop.create_task(self._run_transcriber(self._transcriber, action))
+        self._transcriptions.add(task)
+        task.add_done_callback(self._transcriptions.discard)
+
+    async def _run_transcriber(
+        self, transcriber: Transcriber, action: Transcribe
+    ) -> None:
+        settings = action.transcription
+
+        def run() -> list[str]:
+            return list(
+                transcriber.transcribe(
+                    action.pcm16,
+                    action.rate,
+                    language=settings.language,
+                    prompt=settings.prompt,
+                )
+            )
+
+        try:
+            deltas = await asyncio.to_thread(run)
+        except Exception:
+            logger.exception("transcriber failed on %s", action.item_id)
+            if not self._closing:
+                self.session.transcription_failed(
+                    action.item_id, "The transcription engine failed on this audio."
+                )
+                self._pump()
+            return
+        if self._closing:
+            return
+        for delta in deltas:
+            self.session.transcription_delta(
+                action.item_id, delta, action.content_index
+            )
+        self.session.transcription_completed(
+            action.item_id, "".join(deltas), action.content_index
+        )
+        self._pump()

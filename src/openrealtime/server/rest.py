@@ -1,0 +1,208 @@
+"""``POST /v1/realtime/client_secrets``: mint an ephemeral key and its session.
+
+The body (``RealtimeCreateClientSecretRequest``) is decoded with the same
+codec as client events, so a mistake gets the same error as it would in a
+``session.update`` (``unknown_parameter`` with ``param`` such as
+``session.audio.output.voice``), and the session is built with the same
+merge rules. The answer is the key, its expiry and the effective session,
+whose ``expires_at`` is ``0`` "as hosted echoes it" (WIRE_RULES §5).
+
+This module knows no web framework: :func:`create_client_secret` takes the
+body and headers and returns a status, a body and a content type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+from msgspec.structs import replace
+
+from openrealtime.codec import Decoder
+from openrealtime.config import SessionKind, apply_update, default_config
+from openrealtime.exceptions import InvalidRequestError, ProtocolError
+from openrealtime.ids import IdFactory, ephemeral_key
+from openrealtime.models.base import Wire
+from openrealtime.models.session import (
+    RealtimeSessionUpdate,
+    SessionConfig,
+    SessionUpdate,
+)
+from openrealtime.server.handshake import (
+    bad_api_key,
+    find_api_key,
+    invalid_model,
+    key_accepted,
+)
+from openrealtime.server.secrets import SecretRecord, SecretStore
+from openrealtime.server.settings import Settings
+
+
+__all__ = [
+    "ClientSecretCreateRequest",
+    "ClientSecretCreateResponse",
+    "ExpiresAfter",
+    "RestResult",
+    "create_client_secret",
+    "rest_error",
+]
+
+#: "This default to 600 seconds (10 minutes) if not specified."
+DEFAULT_TTL = 600
+#: The model of a realtime session minted without one.
+DEFAULT_MODEL = "gpt-realtime"
+
+
+class ExpiresAfter(Wire, kw_only=True):
+    """``expires_after``: when the key stops opening sessions."""
+
+    #: "Only `created_at` is currently supported."
+    anchor: Literal["created_at"] | UnsetType = UNSET
+    #: "Select a value between `10` and `7200` (2 hours)."
+    seconds: Annotated[int, Meta(ge=10, le=7200)] | UnsetType = UNSET
+
+
+class ClientSecretCreateRequest(Wire, kw_only=True):
+    """The body of ``POST /v1/realtime/client_secrets``."""
+
+    expires_after: ExpiresAfter | UnsetType = UNSET
+    session: SessionUpdate | UnsetType = UNSET
+
+
+class ClientSecretCreateResponse(msgspec.Struct, kw_only=True):
+    """``RealtimeCreateClientSecretResponse``."""
+
+    value: str
+    expires_at: int
+    session: SessionConfig
+
+
+_decoder: Decoder[ClientSecretCreateRequest] = Decoder(ClientSecretCreateRequest)
+_encoder = msgspec.json.Encoder()
+
+_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an "
+    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), "
+    "or as the password field (with blank username) if you're accessing the API "
+    "from your browser and are prompted for a username and password. You can "
+    "obtain an API key from https://platform.openai.com/account/api-keys."
+)
+_BAD_JSON = (
+    "We could not parse the JSON body of your request. (HINT: This likely means "
+    "you aren't using your HTTP library correctly. The OpenAI API expects a JSON "
+    "payload, but what was sent was not valid JSON. If you have trouble figuring "
+    "out how to fix this, please contact us through our help center at "
+    "help.openai.com.)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RestResult:
+    """An HTTP answer: status, body and content type."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+def rest_error(error: ProtocolError, status: int = 400) -> RestResult:
+    """A REST error: ``{"error": {message, type, param, code}}`` (WIRE_RULES §7).
+
+    "A 401 adds ``"status":401`` and ``content-type: text/plain``."
+    """
+    body: dict[str, object] = {
+        "error": {
+            "message": error.message,
+            "type": error.type,
+            "param": error.param,
+            "code": error.code,
+        }
+    }
+    if status == 401:
+        body["status"] = 401
+        return RestResult(401, _encoder.encode(body), "text/plain; charset=utf-8")
+    return RestResult(status, _encoder.encode(body))
+
+
+async def create_client_secret(
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    settings: Settings,
+    secrets: SecretStore,
+    ids: IdFactory,
+    now: float,
+) -> RestResult:
+    """Mint an ephemeral key for a session.
+
+    Args:
+        body: the request body (JSON; empty means ``{}``).
+        headers: request headers, looked up by lower-case name.
+        settings: the server settings (API keys, models, defaults).
+        secrets: where the key is kept.
+        ids: id factory for the session id.
+        now: the time, in seconds since the epoch.
+
+    Returns:
+        200 with ``{value, expires_at, session}``, 400 for a bad body,
+        401 for a missing or wrong key.
+    """
+    key = find_api_key(headers)
+    if key is not None and key.startswith("ek_"):
+        # An ephemeral key opens sessions; it cannot mint more keys.
+        return rest_error(bad_api_key(key), 401)
+    if settings.api_keys:
+        if key is None:
+            return rest_error(InvalidRequestError(None, _NO_KEY, None), 401)
+        if not key_accepted(key, settings):
+            return rest_error(bad_api_key(key), 401)
+    try:
+        request = _decoder.decode(body or b"{}")
+    except InvalidRequestError as exc:
+        if exc.code in ("invalid_json", "invalid_event"):
+            return rest_error(InvalidRequestError(None, _BAD_JSON, None))
+        exc.event_id = None
+        return rest_error(exc)
+    update: SessionUpdate = (
+        request.session
+        if not isinstance(request.session, UnsetType)
+        else RealtimeSessionUpdate()
+    )
+    kind: SessionKind = "transcription"
+    model = ""
+    if isinstance(update, RealtimeSessionUpdate):
+        kind = "realtime"
+        model = update.model if isinstance(update.model, str) else DEFAULT_MODEL
+        if not settings.model_allowed(model):
+            return rest_error(invalid_model(model, "session.model"))
+    try:
+        config = default_config(
+            kind,
+            id=ids.new("sess_", now),
+            model=model,
+            created_at=int(now),
+            defaults=settings.defaults,
+        )
+        # The same merge as a session.update over the server's defaults.
+        config = apply_update(config, update, defaults=settings.defaults)
+    except ProtocolError as exc:
+        return rest_error(exc)
+    ttl = DEFAULT_TTL
+    if not isinstance(request.expires_after, UnsetType) and isinstance(
+        request.expires_after.seconds, int
+    ):
+        ttl = request.expires_after.seconds
+    value = ephemeral_key()
+    expires_at = int(now) + ttl
+    record = SecretRecord(session=config, created_at=int(now), expires_at=expires_at)
+    await secrets.put(value, record, ttl)
+    response = ClientSecretCreateResponse(
+        value=value,
+        expires_at=expires_at,
+        # "The REST client_secrets echo has session.expires_at: 0" (§5).
+        session=replace(config, expires_at=0),
+    )
+    return RestResult(200, _encoder.encode(response))
