@@ -1,0 +1,236 @@
+"""The ``openrealtime`` command.
+
+::
+
+    openrealtime serve [--host H] [--port P] [--api-key K ...] [--debug] ...
+
+Each subcommand is a function that takes the parsed arguments and returns an
+exit code; :func:`build_parser` registers them, so a new one is a new
+``add_parser`` call and a new function. Flags override ``OPENREALTIME_*``
+variables, which override the built-in defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import logging.config
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from openrealtime.server.settings import (
+    REALTIME_MODELS,
+    RESPONDERS,
+    ConfigurationError,
+    Settings,
+    load_defaults,
+)
+
+
+__all__ = ["build_parser", "build_settings", "main", "settings_env"]
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, with one sub-parser per subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="openrealtime",
+        description="An open server for the OpenAI Realtime API (GA).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    _add_serve(commands)
+    return parser
+
+
+def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run the server",
+        description="Serve WebSocket /v1/realtime and POST "
+        "/v1/realtime/client_secrets. Flags override OPENREALTIME_* variables.",
+    )
+    serve.add_argument("--host", help="interface (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP port (default 8000)")
+    serve.add_argument(
+        "--api-key",
+        dest="api_keys",
+        action="append",
+        metavar="KEY",
+        help="accept this API key (repeatable); none turns authentication off",
+    )
+    serve.add_argument(
+        "--allowed-model",
+        dest="allowed_models",
+        action="append",
+        metavar="MODEL",
+        help="also accept this model in ?model= (repeatable; '*' allows any)",
+    )
+    serve.add_argument(
+        "--defaults",
+        metavar="FILE",
+        help="JSON partial realtime session (as in session.update) that new "
+        "sessions start from",
+    )
+    serve.add_argument(
+        "--responder",
+        choices=sorted(RESPONDERS),
+        help="what produces responses (default echo)",
+    )
+    serve.add_argument(
+        "--max-frame-bytes", type=int, metavar="N", help="largest client frame"
+    )
+    serve.add_argument(
+        "--ping-interval",
+        type=float,
+        metavar="SECONDS",
+        help="keepalive ping interval (default 20; 0 turns pings off)",
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="log level (default info)",
+    )
+    serve.add_argument(
+        "--debug",
+        action="store_true",
+        default=None,
+        help="log every event ('< session.update', '> session.updated')",
+    )
+    serve.add_argument(
+        "--workers", type=int, metavar="N", help="worker processes (default 1)"
+    )
+    serve.set_defaults(run=_serve)
+
+
+def build_settings(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """The settings of ``serve``: the environment, then the flags over it.
+
+    Raises:
+        ConfigurationError: a flag or variable has an invalid value.
+    """
+    overrides: dict[str, object] = {}
+    if args.host is not None:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    if args.api_keys:
+        overrides["api_keys"] = tuple(args.api_keys)
+    if args.allowed_models:
+        overrides["allowed_models"] = REALTIME_MODELS + tuple(args.allowed_models)
+    if args.defaults is not None:
+        overrides["defaults"] = load_defaults(args.defaults)
+    if args.responder is not None:
+        overrides["responder"] = RESPONDERS[args.responder]
+    if args.max_frame_bytes is not None:
+        overrides["max_frame_bytes"] = args.max_frame_bytes
+    if args.ping_interval is not None:
+        overrides["ping_interval"] = args.ping_interval or None
+    if args.log_level is not None:
+        overrides["log_level"] = args.log_level
+    if args.debug:
+        overrides["debug"] = True
+    if args.workers is not None:
+        if args.workers < 1:
+            raise ConfigurationError("--workers must be at least 1")
+        overrides["workers"] = args.workers
+    return Settings.from_env(environ, **overrides)
+
+
+def settings_env(args: argparse.Namespace) -> dict[str, str]:
+    """``OPENREALTIME_*`` variables that carry the flags to worker processes."""
+    env: dict[str, str] = {}
+    if args.api_keys:
+        env["OPENREALTIME_API_KEYS"] = ",".join(args.api_keys)
+    if args.allowed_models:
+        env["OPENREALTIME_ALLOWED_MODELS"] = ",".join(args.allowed_models)
+    if args.defaults is not None:
+        env["OPENREALTIME_DEFAULTS"] = os.path.abspath(args.defaults)
+    if args.responder is not None:
+        env["OPENREALTIME_RESPONDER"] = args.responder
+    if args.max_frame_bytes is not None:
+        env["OPENREALTIME_MAX_FRAME_BYTES"] = str(args.max_frame_bytes)
+    if args.ping_interval is not None:
+        env["OPENREALTIME_PING_INTERVAL"] = str(args.ping_interval)
+    if args.log_level is not None:
+        env["OPENREALTIME_LOG_LEVEL"] = args.log_level
+    if args.debug:
+        env["OPENREALTIME_DEBUG"] = "1"
+    return env
+
+
+def log_config(settings: Settings) -> dict[str, Any]:
+    """uvicorn's logging config, with the ``openrealtime`` loggers added."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    level = "DEBUG" if settings.debug else settings.log_level.upper()
+    config["loggers"]["openrealtime"] = {
+        "handlers": ["default"],
+        "level": level,
+        "propagate": False,
+    }
+    return config
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from openrealtime.server.app import AUTH_WARNED_ENV, create_app
+
+    settings = build_settings(args)
+    options: dict[str, Any] = dict(
+        host=settings.host,
+        port=settings.port,
+        # The fast stack: uvloop, httptools, websockets' Sans-I/O protocol.
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        ws_max_size=settings.transport_max_bytes,
+        # §7: "the server sends a PING every ~20.3 s".
+        ws_ping_interval=settings.ping_interval,
+        log_level=settings.log_level,
+        log_config=log_config(settings),
+    )
+    if settings.workers > 1:
+        # Workers are new processes: they rebuild the settings from the
+        # environment, so the flags travel there.
+        os.environ.update(settings_env(args))
+        logging.config.dictConfig(options["log_config"])
+        if not settings.auth_enabled:
+            logging.getLogger("openrealtime.server").warning(
+                "Authentication is off: no API key is configured, so any client "
+                "can open sessions. Set --api-key or OPENREALTIME_API_KEYS to "
+                "require one."
+            )
+        os.environ[AUTH_WARNED_ENV] = "1"
+        uvicorn.run(
+            "openrealtime.server.app:app_from_env",
+            factory=True,
+            workers=settings.workers,
+            **options,
+        )
+        return 0
+    logging.config.dictConfig(options["log_config"])
+    uvicorn.run(create_app(settings), **options)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``openrealtime`` command; return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: Command = args.run
+    try:
+        return run(args)
+    except ConfigurationError as exc:
+        print(f"openrealtime: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # pragma: no cover
+        return 130
