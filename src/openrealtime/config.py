@@ -278,19 +278,23 @@ def _apply_realtime(
                 output=_merge_output(audio.output, update.audio.output, voice_locked),
             )
         changes["audio"] = audio
-    for name in (
-        "include",
-        "tracing",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "max_output_tokens",
-        "truncation",
-        "prompt",
-    ):
-        value = getattr(update, name)
-        if value is not UNSET:
-            changes[name] = value
+    # Replaced whole when present (plain attribute reads: this is the hot path).
+    if update.include is not UNSET:
+        changes["include"] = update.include
+    if update.tracing is not UNSET:
+        changes["tracing"] = update.tracing
+    if update.tools is not UNSET:
+        changes["tools"] = update.tools
+    if update.tool_choice is not UNSET:
+        changes["tool_choice"] = update.tool_choice
+    if update.parallel_tool_calls is not UNSET:
+        changes["parallel_tool_calls"] = update.parallel_tool_calls
+    if update.max_output_tokens is not UNSET:
+        changes["max_output_tokens"] = update.max_output_tokens
+    if update.truncation is not UNSET:
+        changes["truncation"] = update.truncation
+    if update.prompt is not UNSET:
+        changes["prompt"] = update.prompt
     if update.reasoning is not UNSET:
         current = config.reasoning if config.reasoning is not UNSET else Reasoning()
         changes["reasoning"] = _merge(current, update.reasoning)
@@ -324,14 +328,11 @@ def _merge_input(
         )
     if update.noise_reduction is not UNSET:
         changes["noise_reduction"] = _merge_noise_reduction(
-            current.noise_reduction, update.noise_reduction, f"{path}.noise_reduction"
+            current.noise_reduction, update.noise_reduction, path
         )
     if update.turn_detection is not UNSET:
         changes["turn_detection"] = _merge_turn_detection(
-            current.turn_detection,
-            update.turn_detection,
-            f"{path}.turn_detection",
-            kind,
+            current.turn_detection, update.turn_detection, path, kind
         )
     return replace(current, **changes) if changes else current
 
@@ -355,7 +356,7 @@ def _merge_noise_reduction(
         return None
     if update.type is UNSET:
         if current is None:
-            raise errors.missing_required(f"{path}.type")
+            raise errors.missing_required(f"{path}.noise_reduction.type")
         return current
     return NoiseReduction(type=update.type)
 
@@ -372,16 +373,17 @@ def _merge_turn_detection(
     current_type = None if current is None else current.__struct_config__.tag
     new_type = update.type if update.type is not UNSET else current_type
     if new_type is None:
-        raise errors.missing_required(f"{path}.type")
+        raise errors.missing_required(f"{path}.turn_detection.type")
     # Keys of the other variant are unknown parameters [WIRE 93-95].
     allowed = TURN_DETECTION_KEYS[str(new_type)]
+    changes: dict[str, object] = {}
     for name in update.__struct_fields__:
-        if (
-            name != "type"
-            and getattr(update, name) is not UNSET
-            and name not in allowed
-        ):
-            raise errors.unknown_parameter(f"{path}.{name}")
+        value = getattr(update, name)
+        if value is UNSET or name == "type":
+            continue
+        if name not in allowed:
+            raise errors.unknown_parameter(f"{path}.turn_detection.{name}")
+        changes[name] = value
     base: TurnDetection
     if current is not None and new_type == current_type:
         base = current
@@ -389,20 +391,17 @@ def _merge_turn_detection(
         base = _server_vad(kind)
     else:
         base = _semantic_vad(kind)
-    return _merge(base, update, skip=("type",))
+    return replace(base, **changes) if changes else base
 
 
 _T = TypeVar("_T", bound=msgspec.Struct)
 
 
-def _merge(current: _T, update: msgspec.Struct, *, skip: tuple[str, ...] = ()) -> _T:
+def _merge(current: _T, update: msgspec.Struct) -> _T:
     """Copy every field that ``update`` sets onto ``current`` (one level)."""
-    fields = current.__struct_fields__
-    changes = {
-        name: value
-        for name in update.__struct_fields__
-        if name not in skip
-        and name in fields
-        and (value := getattr(update, name)) is not UNSET
-    }
+    changes = {}
+    for name in update.__struct_fields__:
+        value = getattr(update, name)
+        if value is not UNSET:
+            changes[name] = value
     return replace(current, **changes) if changes else current

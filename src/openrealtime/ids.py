@@ -37,22 +37,26 @@ class IdFactory(Protocol):
 class RandomIds:
     """Hosted-style ids: 7 time-ordered characters, then 14 unique ones.
 
-    The last 14 characters are a random per-factory stem and a counter, so an
-    id costs one division loop instead of a call to the random generator.
+    The time part is computed once per millisecond; the rest is a random
+    per-factory stem and a hex counter (hex digits are base62 digits), so an
+    id costs a string format, not a call to the random generator.
     """
 
-    __slots__ = ("_counter", "_stem")
+    __slots__ = ("_counter", "_ms", "_prefix_time", "_stem")
 
     def __init__(self) -> None:
         self._stem = _base62(int.from_bytes(os.urandom(8)), 8)
-        self._counter = itertools.count(int.from_bytes(os.urandom(4)))
+        self._counter = itertools.count(int.from_bytes(os.urandom(3)))
+        self._ms = -1
+        self._prefix_time = ""
 
     def new(self, prefix: str, now: float) -> str:
         """Return ``prefix`` + 21 base62 characters."""
-        return (
-            f"{prefix}{_base62(int(now * 1000), 7)}{self._stem}"
-            f"{_base62(next(self._counter), 6)}"
-        )
+        ms = int(now * 1000)
+        if ms != self._ms:
+            self._ms = ms
+            self._prefix_time = _base62(ms, 7) + self._stem
+        return f"{prefix}{self._prefix_time}{next(self._counter) & 0xFFFFFF:06x}"
 
 
 class CountingIds:

@@ -270,6 +270,15 @@ _PART_TAGS: dict[type, str] = {
 }
 
 
+#: The state table (openrealtime.state.ACCEPTED) by event class, for speed.
+_ACCEPTED_CLASSES: dict[str, frozenset[type]] = {
+    kind: frozenset(
+        cls for cls in ClientEvent.__args__ if cls.__struct_config__.tag in tags
+    )
+    for kind, tags in ACCEPTED.items()
+}
+
+
 def _callable(tools: list[Tool], tool_choice: ToolChoice) -> frozenset[str]:
     """The function names a response may call under ``tool_choice``."""
     names = frozenset(t.name for t in tools if isinstance(t, FunctionTool))
@@ -356,6 +365,9 @@ class Session:
         self._buffer_start_ms = 0.0  # input timeline position of _buffer[0]
         self._scorer_factory = scorer_factory or EnergyScorer
         self._detector: TurnDetector | None = None
+        # Turn detection is reconfigured lazily, when audio next arrives: a
+        # session.update costs nothing here.
+        self._detector_stale = True
         self._speech_item_id: str | None = None
         self._speech_start_ms = 0
         self._active: _Active | None = None
@@ -363,7 +375,6 @@ class Session:
         self._expires_at = float(self.config.expires_at)
         self.close_code: int | None = None
         self.close_reason: str = ""
-        self._configure_detector()
         self._emit(SessionCreatedEvent(event_id=self._event_id(), session=self.config))
 
     # --- Public methods for receiving data -------------------------------------------
@@ -399,9 +410,8 @@ class Session:
         self._check_open()
         event_id = event.event_id if event.event_id is not UNSET else None
         try:
-            event_type = event.__struct_config__.tag
-            if event_type not in ACCEPTED[self.kind]:
-                raise not_accepted(str(event_type), self.kind)
+            if type(event) not in _ACCEPTED_CLASSES[self.kind]:
+                raise not_accepted(str(event.__struct_config__.tag), self.kind)
             self._dispatch(event)
         except ProtocolError as exc:
             exc.event_id = event_id
@@ -695,11 +705,13 @@ class Session:
     def _update_session(self, update: Any) -> None:
         # All-or-nothing: apply_update returns a new config or raises, and the
         # old config stays in place on any error [WIRE 54, 86].
+        before = self.config.audio.input
         config = apply_update(
             self.config, update, voice_locked=self.voice_locked, defaults=self.defaults
         )
         self.config = config
-        self._configure_detector()
+        if config.audio.input is not before:
+            self._detector_stale = True
         # session.updated carries "the full, effective configuration", never
         # the client's event_id.
         self._emit(SessionUpdatedEvent(event_id=self._event_id(), session=config))
@@ -713,6 +725,7 @@ class Session:
         return self.config.audio.input.turn_detection
 
     def _configure_detector(self) -> None:
+        self._detector_stale = False
         td = self._turn_detection()
         if td is None:
             self._detector = None
@@ -769,6 +782,8 @@ class Session:
                 f"{self.limits.max_buffer_bytes} bytes. Commit or clear it first.",
                 "audio",
             )
+        if self._detector_stale:
+            self._configure_detector()  # before the buffer grows: it sets the timeline
         self._buffer += raw
         if self._detector is not None:
             pcm, _ = audio.to_pcm16(raw, fmt)
