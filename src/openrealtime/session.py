@@ -368,6 +368,8 @@ class Session:
         # Turn detection is reconfigured lazily, when audio next arrives: a
         # session.update costs nothing here.
         self._detector_stale = True
+        self._detector_rate = 0
+        self._resampler: audio.Resampler | None = None
         self._speech_item_id: str | None = None
         self._speech_start_ms = 0
         self._active: _Active | None = None
@@ -741,10 +743,16 @@ class Session:
             threshold, prefix, silence = 0.5, 300, SEMANTIC_SILENCE_MS[td.eagerness]
         rate = audio.sample_rate(self._input_format())
         detector = self._detector
-        if detector is None or detector.scorer.rate != rate:
+        if detector is None or self._detector_rate != rate:
             position = self._buffer_start_ms + self.buffered_ms
+            scorer = self._scorer_factory(rate)
+            # A model scorer has its own rate (Silero: 16 kHz): resample to it.
+            self._resampler = (
+                audio.Resampler(rate, scorer.rate) if scorer.rate != rate else None
+            )
+            self._detector_rate = rate
             self._detector = TurnDetector(
-                self._scorer_factory(rate),
+                scorer,
                 threshold=threshold,
                 prefix_padding_ms=prefix,
                 silence_duration_ms=silence,
@@ -787,6 +795,8 @@ class Session:
         self._buffer += raw
         if self._detector is not None:
             pcm, _ = audio.to_pcm16(raw, fmt)
+            if self._resampler is not None:
+                pcm = self._resampler.process(pcm)
             for turn in self._detector.feed(pcm):
                 if turn.kind == "started":
                     self._speech_started(turn.ms)
