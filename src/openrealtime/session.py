@@ -1250,17 +1250,17 @@ class Session:
         kind: Literal["text", "audio"] = (
             "audio" if active.modality == "audio" else "text"
         )
-        if active.item is None:
-            item = MessageItem(
-                id=self._ids.new("item_", self._now),
-                object="realtime.item",
-                status="in_progress",
-                role="assistant",
-                content=[],
-            )
-            active.item = item
-            self._add_output_item(active, item)
-        item = active.item
+        # A message item and its one content part open together and close
+        # together (_close_message), so a new part always means a new item.
+        item = MessageItem(
+            id=self._ids.new("item_", self._now),
+            object="realtime.item",
+            status="in_progress",
+            role="assistant",
+            content=[],
+        )
+        active.item = item
+        self._add_output_item(active, item)
         if kind == "audio":
             item.content.append(OutputAudioPart(transcript=""))
             info: Any = AudioPartInfo(transcript="")
@@ -1284,8 +1284,9 @@ class Session:
     def _close_message(self, active: _Active, status: str = "completed") -> None:
         """Emit the closing events of the open message item, if any."""
         item, part = active.item, active.part
-        if item is None:
+        if part is None:
             return
+        assert item is not None  # they open and close together
         item_id, output_index = self._item_position(active)
         base: dict[str, Any] = dict(
             response_id=active.response.id,
@@ -1293,33 +1294,28 @@ class Session:
             output_index=output_index,
             content_index=0,
         )
-        if part is not None:
-            text = "".join(part.text)
-            if part.kind == "audio":
-                self._emit(
-                    ResponseOutputAudioDoneEvent(event_id=self._event_id(), **base)
-                )
-                self._emit(
-                    ResponseOutputAudioTranscriptDoneEvent(
-                        event_id=self._event_id(), transcript=text, **base
-                    )
-                )
-                item.content[0] = OutputAudioPart(transcript=text)
-                info: Any = AudioPartInfo(transcript=text)
-                self._item_audio_ms[item_id] = part.audio_ms
-            else:
-                self._emit(
-                    ResponseOutputTextDoneEvent(
-                        event_id=self._event_id(), text=text, **base
-                    )
-                )
-                item.content[0] = OutputTextPart(text=text)
-                info = TextPartInfo(text=text)
+        text = "".join(part.text)
+        if part.kind == "audio":
+            self._emit(ResponseOutputAudioDoneEvent(event_id=self._event_id(), **base))
             self._emit(
-                ResponseContentPartDoneEvent(
-                    event_id=self._event_id(), part=info, **base
+                ResponseOutputAudioTranscriptDoneEvent(
+                    event_id=self._event_id(), transcript=text, **base
                 )
             )
+            item.content[0] = OutputAudioPart(transcript=text)
+            info: Any = AudioPartInfo(transcript=text)
+            self._item_audio_ms[item_id] = part.audio_ms
+        else:
+            self._emit(
+                ResponseOutputTextDoneEvent(
+                    event_id=self._event_id(), text=text, **base
+                )
+            )
+            item.content[0] = OutputTextPart(text=text)
+            info = TextPartInfo(text=text)
+        self._emit(
+            ResponseContentPartDoneEvent(event_id=self._event_id(), part=info, **base)
+        )
         item.status = "completed" if status == "completed" else "incomplete"
         self._finish_output_item(active, item, output_index)
         active.item = None
@@ -1379,9 +1375,8 @@ class Session:
             return " ".join(out)
         if isinstance(item, FunctionCallItem):
             return item.arguments
-        if isinstance(item, FunctionCallOutputItem):
-            return item.output
-        return ""
+        # The engine refuses MCP items, so what is left is a call's output.
+        return item.output if isinstance(item, FunctionCallOutputItem) else ""
 
     # --- Private methods: plumbing ---------------------------------------------------
 
