@@ -3,6 +3,9 @@
 ::
 
     openrealtime serve [--host H] [--port P] [--api-key K ...] [--debug] ...
+    openrealtime validate FILE|- [--session]
+    openrealtime record URL -o transcript.jsonl [--listen HOST:PORT]
+    openrealtime replay transcript.jsonl --against URL
 
 Each subcommand is a function that takes the parsed arguments and returns an
 exit code; :func:`build_parser` registers them, so a new one is a new
@@ -28,6 +31,7 @@ from openrealtime.server.settings import (
     Settings,
     load_defaults,
 )
+from openrealtime.tools.commands import add_commands as add_tool_commands
 
 
 __all__ = ["build_parser", "build_settings", "main", "settings_env"]
@@ -44,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     _add_serve(commands)
+    add_tool_commands(commands)
     return parser
 
 
