@@ -24,6 +24,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from openrealtime.server import inspector
 from openrealtime.server.settings import (
     REALTIME_MODELS,
     RESPONDERS,
@@ -109,6 +110,7 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
     serve.add_argument(
         "--workers", type=int, metavar="N", help="worker processes (default 1)"
     )
+    inspector.add_arguments(serve)
     serve.set_defaults(run=_serve)
 
 
@@ -145,6 +147,7 @@ def build_settings(
         if args.workers < 1:
             raise ConfigurationError("--workers must be at least 1")
         overrides["workers"] = args.workers
+    overrides.update(inspector.settings_overrides(args))
     return Settings.from_env(environ, **overrides)
 
 
@@ -167,6 +170,7 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["OPENREALTIME_LOG_LEVEL"] = args.log_level
     if args.debug:
         env["OPENREALTIME_DEBUG"] = "1"
+    env.update(inspector.settings_env(args))
     return env
 
 

@@ -9,7 +9,9 @@
 
 Routes: WebSocket ``/v1/realtime`` and ``/realtime``; ``POST
 /v1/realtime/client_secrets`` and ``/realtime/client_secrets``; ``GET
-/healthz``; ``GET /metrics`` (Prometheus text format).
+/healthz``; ``GET /metrics`` (Prometheus text format); with
+``Settings(inspector=True)``, ``GET /inspector`` and its API
+(:mod:`openrealtime.server.inspector`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from typing import Literal
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -36,6 +39,7 @@ from openrealtime.server.handshake import (
     negotiate,
     select_subprotocol,
 )
+from openrealtime.server.inspector import Inspector
 from openrealtime.server.metrics import Metrics
 from openrealtime.server.rest import create_client_secret
 from openrealtime.server.secrets import MemorySecretStore, SecretStore
@@ -170,6 +174,7 @@ class RealtimeServer:
         async def close(code: int, reason: str) -> None:
             await websocket.close(code, reason)
 
+        on_event = self.observer(session) if self.observer is not None else None
         connection = Connection(
             session,
             send_text=send_text,
@@ -177,7 +182,7 @@ class RealtimeServer:
             responder=settings.responder(),
             transcriber=settings.transcriber,
             metrics=self.metrics,
-            on_event=self.observer(session) if self.observer is not None else None,
+            on_event=on_event,
             debug=settings.debug,
         )
         metrics = self.metrics
@@ -226,6 +231,10 @@ class RealtimeServer:
                 connection.close_code,
                 f", {connection.close_reason}" if connection.close_reason else "",
             )
+            # An observer may want the end too (the inspector shows the code).
+            closed = getattr(on_event, "closed", None)
+            if closed is not None:
+                closed(connection.close_code, connection.close_reason)
 
     def _fail_too_large(self, connection: Connection, size: int) -> None:
         error = _too_large(size, self.settings.max_frame_bytes)
@@ -270,6 +279,36 @@ def _check_defaults(settings: Settings) -> None:
             ) from None
 
 
+class _Observers:
+    """Two observers of one connection, called in turn."""
+
+    def __init__(self, first: EventObserver, second: EventObserver) -> None:
+        self._observers = (first, second)
+
+    def __call__(self, direction: Literal["<", ">"], data: bytes) -> None:
+        for observer in self._observers:
+            observer(direction, data)
+
+    def closed(self, code: int | None, reason: str) -> None:
+        for observer in self._observers:
+            closed = getattr(observer, "closed", None)
+            if closed is not None:
+                closed(code, reason)
+
+
+def _both(
+    first: Callable[[Session], EventObserver | None],
+    second: Callable[[Session], EventObserver | None],
+) -> Callable[[Session], EventObserver | None]:
+    def observe(session: Session) -> EventObserver | None:
+        a, b = first(session), second(session)
+        if a is None or b is None:
+            return a or b
+        return _Observers(a, b)
+
+    return observe
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -287,21 +326,38 @@ def create_app(
         warn_no_auth: log a warning when no API key is configured.
 
     Returns:
-        A Starlette app; ``app.state.realtime`` is its :class:`RealtimeServer`.
+        A Starlette app; ``app.state.realtime`` is its :class:`RealtimeServer`,
+        ``app.state.inspector`` its :class:`Inspector` (``None`` when off).
 
     Raises:
         ConfigurationError: the operator's session defaults are invalid.
     """
     settings = settings or Settings()
     _check_defaults(settings)
+    inspector: Inspector | None = None
+    if settings.inspector:
+        inspector = Inspector(
+            api_keys=settings.api_keys,
+            max_sessions=settings.inspector_sessions,
+            max_events=settings.inspector_events,
+        )
+        observer = (
+            inspector.observe
+            if observer is None
+            else _both(observer, inspector.observe)
+        )
     server = RealtimeServer(settings, secrets or MemorySecretStore(), observer)
     if warn_no_auth and not settings.auth_enabled:
         logger.warning(
             "Authentication is off: no API key is configured, so any client can "
             "open sessions. Set --api-key or OPENREALTIME_API_KEYS to require one."
         )
-    app = Starlette(routes=server.routes())
+    routes = server.routes()
+    if inspector is not None:
+        routes += inspector.routes()
+    app = Starlette(routes=routes)
     app.state.realtime = server
+    app.state.inspector = inspector
     return app
 
 

@@ -161,6 +161,10 @@ class Settings:
         transcriber: recognizes user audio for input audio transcription
             (``None``: transcription fails with a clear message).
         workers: uvicorn worker processes (the CLI only).
+        inspector: serve the inspector page at ``/inspector`` (each worker
+            process shows its own sessions).
+        inspector_sessions: sessions the inspector keeps (live, then recent).
+        inspector_events: events (and updates) it keeps per session.
     """
 
     host: str = "127.0.0.1"
@@ -176,12 +180,19 @@ class Settings:
     responder: Callable[[], Responder] = echo_responder
     transcriber: Transcriber | None = None
     workers: int = 1
+    inspector: bool = False
+    inspector_sessions: int = 50
+    inspector_events: int = 1000
 
     def __post_init__(self) -> None:
         if self.log_level.upper() not in logging.getLevelNamesMapping():
             raise ConfigurationError(f"unknown log level {self.log_level!r}")
         if self.max_frame_bytes < 1024:
             raise ConfigurationError("max_frame_bytes must be at least 1024")
+        if self.inspector_sessions < 1 or self.inspector_events < 1:
+            raise ConfigurationError(
+                "inspector_sessions and inspector_events must be at least 1"
+            )
 
     @property
     def auth_enabled(self) -> bool:
@@ -220,7 +231,9 @@ class Settings:
         ``OPENREALTIME_MAX_FRAME_BYTES``, ``OPENREALTIME_PING_INTERVAL``
         (seconds, ``0`` turns pings off), ``OPENREALTIME_RESPONDER`` (a name
         in :data:`RESPONDERS`), ``OPENREALTIME_LOG_LEVEL``,
-        ``OPENREALTIME_DEBUG``. Keyword arguments override both.
+        ``OPENREALTIME_DEBUG``, ``OPENREALTIME_INSPECTOR``,
+        ``OPENREALTIME_INSPECTOR_SESSIONS``, ``OPENREALTIME_INSPECTOR_EVENTS``.
+        Keyword arguments override both.
 
         Raises:
             ConfigurationError: a variable has an invalid value.
@@ -258,5 +271,13 @@ class Settings:
             values["responder"] = RESPONDERS[name]
         if debug := env.get("OPENREALTIME_DEBUG"):
             values["debug"] = _bool("OPENREALTIME_DEBUG", debug)
+        if inspector := env.get("OPENREALTIME_INSPECTOR"):
+            values["inspector"] = _bool("OPENREALTIME_INSPECTOR", inspector)
+        for name, key in (
+            ("OPENREALTIME_INSPECTOR_SESSIONS", "inspector_sessions"),
+            ("OPENREALTIME_INSPECTOR_EVENTS", "inspector_events"),
+        ):
+            if number := env.get(name):
+                values[key] = _int(name, number, 1)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
