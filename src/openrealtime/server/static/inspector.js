@@ -31,6 +31,10 @@ function clock(t) {
   return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
 }
 
+function clockShort(t) {
+  return clock(t).slice(0, 8);
+}
+
 function json(value) {
   return JSON.stringify(value);
 }
@@ -59,13 +63,13 @@ async function refreshSessions() {
   $("#no-sessions").hidden = sessions.length > 0;
   const body = $("#sessions tbody");
   body.replaceChildren(...sessions.map((s) => {
-    const closed = s.live ? "" : `${clock(s.closed)} (${s.close_code ?? "?"})`;
+    const closed = s.live ? "" : `${clockShort(s.closed)} (${s.close_code ?? "?"})`;
     const row = el("tr", { "data-id": s.id, class: (s.id === state.id ? "selected " : "") + (s.live ? "live" : "closed") },
       el("td", {}, el("span", { class: "dot", title: s.live ? "live" : "closed" })),
       el("td", { class: "mono", title: s.id, text: s.id }),
       el("td", { text: s.model || "" }),
       el("td", { text: s.kind }),
-      el("td", { class: "mono", text: clock(s.opened) }),
+      el("td", { class: "mono", text: clockShort(s.opened) }),
       el("td", { class: "mono", title: s.close_reason || "", text: closed }),
       el("td", { class: "mono counts", text: `${s.events_in} / ${s.events_out}` }));
     row.addEventListener("click", () => { location.hash = s.id; });
@@ -268,7 +272,7 @@ function addEntry(entry) {
     log.append(row);
     while (log.childElementCount > MAX_ROWS) log.firstElementChild.remove();
   }
-  if ($("#follow").checked) row.scrollIntoView({ block: "nearest" });
+  if ($("#follow").checked) log.scrollTop = log.scrollHeight;  // the log, not the page
 }
 
 // --- Start -----------------------------------------------------------------------
