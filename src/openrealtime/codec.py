@@ -69,6 +69,7 @@ class Decoder(Generic[T]):
         self._decoder = msgspec.json.Decoder(type)
         for values in _literals(type, set()):
             _LITERAL_ORDER.setdefault(frozenset(values), values)
+        self._type = type
         self._info = mi.type_info(type)
         self._root = root
         self._type_values = type_values
@@ -76,13 +77,27 @@ class Decoder(Generic[T]):
     def decode(self, data: bytes | str) -> T:
         """Decode ``data``.
 
+        A key given twice keeps its last value, as in JSON parsers generally
+        (msgspec alone would check every occurrence).
+
         Raises:
             InvalidRequestError: the hosted error for the first failure found.
         """
         try:
             result: T = self._decoder.decode(data)
         except msgspec.ValidationError:
-            raise self.explain(data) from None
+            try:
+                # msgspec may stop at a bad value before it sees the JSON end.
+                raw = msgspec.json.decode(data)
+            except msgspec.DecodeError:
+                raise errors.invalid_json() from None
+            error = self._explain_raw(raw)
+            if error is None:
+                # Valid as a parsed object: a duplicate key's earlier value
+                # was what msgspec rejected. Decode the object as parsed.
+                result = msgspec.convert(raw, self._type)
+                return result
+            raise error from None
         except msgspec.DecodeError:
             raise errors.invalid_json() from None
         return result
@@ -93,15 +108,23 @@ class Decoder(Generic[T]):
             raw = msgspec.json.decode(data)
         except msgspec.DecodeError:
             return errors.invalid_json()
-        if not isinstance(raw, dict) and not self._root:
-            return errors.not_an_object(_kind(raw))
-        event_id = raw.get("event_id") if isinstance(raw, dict) else None
-        error = explain(raw, self._info, self._root, type_values=self._type_values)
+        error = self._explain_raw(raw)
         if error is None:  # pragma: no cover - the two paths disagree: a bug
             error = InvalidRequestError(
                 "invalid_value", "Invalid value in your request.", self._root or None
             )
-        error.event_id = event_id if isinstance(event_id, str) else None
+            event_id = raw.get("event_id") if isinstance(raw, dict) else None
+            error.event_id = event_id if isinstance(event_id, str) else None
+        return error
+
+    def _explain_raw(self, raw: Any) -> InvalidRequestError | None:
+        """The hosted error for parsed JSON, or ``None`` when it is valid."""
+        if not isinstance(raw, dict) and not self._root:
+            return errors.not_an_object(_kind(raw))
+        error = explain(raw, self._info, self._root, type_values=self._type_values)
+        if error is not None:
+            event_id = raw.get("event_id") if isinstance(raw, dict) else None
+            error.event_id = event_id if isinstance(event_id, str) else None
         return error
 
 
