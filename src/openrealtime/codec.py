@@ -48,6 +48,11 @@ _encoder = msgspec.json.Encoder()
 encode: Callable[[Any], bytes] = _encoder.encode
 
 
+#: What msgspec raises for bytes that are not JSON. Invalid UTF-8 inside a
+#: string raises ``UnicodeDecodeError``, not ``DecodeError``.
+_NOT_JSON = (msgspec.DecodeError, UnicodeDecodeError)
+
+
 class Decoder(Generic[T]):
     """A JSON decoder for one wire type, reporting failures as hosted errors.
 
@@ -89,7 +94,7 @@ class Decoder(Generic[T]):
             try:
                 # msgspec may stop at a bad value before it sees the JSON end.
                 raw = msgspec.json.decode(data)
-            except msgspec.DecodeError:
+            except _NOT_JSON:
                 raise errors.invalid_json() from None
             error = self._explain_raw(raw)
             if error is None:
@@ -98,7 +103,7 @@ class Decoder(Generic[T]):
                 result = msgspec.convert(raw, self._type)
                 return result
             raise error from None
-        except msgspec.DecodeError:
+        except _NOT_JSON:
             raise errors.invalid_json() from None
         return result
 
@@ -106,7 +111,7 @@ class Decoder(Generic[T]):
         """Return the hosted error for a frame the fast path rejected."""
         try:
             raw = msgspec.json.decode(data)
-        except msgspec.DecodeError:
+        except _NOT_JSON:
             return errors.invalid_json()
         error = self._explain_raw(raw)
         if error is None:  # pragma: no cover - the two paths disagree: a bug
