@@ -19,7 +19,7 @@ import pytest
 __all__ = [
     "SPEC_NAME",
     "event_schemas",
-    "example",
+    "examples",
     "load",
     "schemas",
     "spec_path",
@@ -79,6 +79,57 @@ def event_schemas(side: str) -> dict[str, tuple[str, dict[str, Any]]]:
     return found
 
 
-def example(schema: dict[str, Any]) -> Any:
-    """The parsed ``x-oaiMeta.example`` of an event schema."""
-    return json.loads(schema["x-oaiMeta"]["example"])
+def _relax(text: str) -> str:
+    """Drop ``//`` comments and trailing commas outside strings.
+
+    Some spec examples are JSON with comments (JSONC): a comment may explain
+    a field, and a trailing comma may be left where a line was cut.
+    """
+    out: list[str] = []
+    i, n = 0, len(text)
+    in_string = False
+    while i < n:
+        c = text[i]
+        if in_string:
+            out.append(c)
+            if c == "\\":
+                out.append(text[i + 1])
+                i += 1
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+            out.append(c)
+        elif text.startswith("//", i):
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        elif c in "}]":
+            while out and out[-1].isspace():
+                out.pop()
+            if out and out[-1] == ",":
+                out.pop()
+            out.append(c)
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def examples(schema: dict[str, Any]) -> list[Any]:
+    """The documents of an event schema's ``x-oaiMeta.example``.
+
+    Most examples are one JSON document; a few are JSONC (see :func:`_relax`)
+    and one (``response.create``) holds several documents in a row.
+    """
+    text = _relax(schema["x-oaiMeta"]["example"])
+    decoder = json.JSONDecoder()
+    docs: list[Any] = []
+    i = 0
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i == len(text):
+            return docs
+        doc, i = decoder.raw_decode(text, i)
+        docs.append(doc)
