@@ -26,8 +26,8 @@ import soxr  # type: ignore[import-untyped]
 
 
 __all__ = [
-    "FORMATS",
     "AudioFormatType",
+    "FORMATS",
     "Resampler",
     "alaw_decode",
     "alaw_encode",
