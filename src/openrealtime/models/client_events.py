@@ -26,9 +26,9 @@ from openrealtime.typing import Include
 
 
 __all__ = [
-    "CLIENT_EVENT_TYPES",
     "BetaTranscriptionSessionUpdate",
     "BetaTranscriptionTurnDetection",
+    "CLIENT_EVENT_TYPES",
     "ClientEvent",
     "ClientEventBase",
     "ConversationItemCreateEvent",
