@@ -55,9 +55,9 @@ from openrealtime.session import (
 
 
 __all__ = [
-    "NO_TRANSCRIBER",
     "Connection",
     "EventObserver",
+    "NO_TRANSCRIBER",
     "Transcriber",
 ]
 
