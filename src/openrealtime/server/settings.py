@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "ConfigurationError",
     "REALTIME_MODELS",
     "RESPONDERS",
-    "ConfigurationError",
     "Settings",
     "echo_responder",
     "load_defaults",
