@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 
-__all__ = ["MISSING", "Change", "diff"]
+__all__ = ["Change", "MISSING", "diff"]
 
 
 class _Missing:
