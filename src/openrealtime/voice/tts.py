@@ -27,12 +27,12 @@ from openrealtime import audio
 
 __all__ = [
     "DEFAULT_VOICE",
-    "VOICES",
     "EspeakSynthesizer",
-    "OUTPUT_RATE",
     "EspeakVoice",
+    "OUTPUT_RATE",
     "SynthesisError",
     "Synthesizer",
+    "VOICES",
     "available",
     "espeak_rate",
 ]
