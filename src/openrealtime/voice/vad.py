@@ -28,8 +28,8 @@ import numpy as np
 __all__ = [
     "EnergyScorer",
     "FrameScorer",
-    "WEBRTC_MODES",
     "SileroScorer",
+    "WEBRTC_MODES",
     "WebRtcScorer",
     "best_available_scorer",
 ]
