@@ -14,8 +14,9 @@ from openrealtime.exceptions import InvalidRequestError
 
 
 __all__ = [
-    "below_min",
     "above_max",
+    "array_too_long",
+    "below_min",
     "binary_frame",
     "cannot_update_voice",
     "empty_array",
@@ -24,6 +25,7 @@ __all__ = [
     "invalid_value",
     "missing_required",
     "missing_type",
+    "not_an_object",
     "session_type_switch",
     "string_too_long",
     "string_too_short",
