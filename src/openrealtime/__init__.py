@@ -35,10 +35,10 @@ from openrealtime.session import (
 
 
 __all__ = [
-    "DEFAULT_INSTRUCTIONS",
     "CancelResponse",
     "Close",
     "CountingIds",
+    "DEFAULT_INSTRUCTIONS",
     "Decoder",
     "Defaults",
     "InvalidRequestError",
