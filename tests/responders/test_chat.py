@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from openrealtime.models.items import (
+    ConversationItem,
     FunctionCallItem,
     FunctionCallOutputItem,
     InputAudioPart,
@@ -249,7 +250,7 @@ async def test_without_function_tools_neither_tools_nor_choice_is_sent(
 
 
 async def test_function_call_output_round_trip(chat_server: ChatServer) -> None:
-    conversation = [
+    conversation: list[ConversationItem] = [
         MessageItem(
             role="system", content=[InputTextPart(text="The user is in France.")]
         ),
