@@ -1136,3 +1136,30 @@ def test_mutated_events_decode_or_fail_with_a_hosted_error(data: bytes) -> None:
         # Both ways: valid for msgspec <=> explain finds nothing.
         found = codec.explain(raw, decoder._info, type_values=codec.CLIENT_EVENT_TYPES)
         assert (found is None) == accepted, (data, found)
+
+
+def test_too_deep_nesting_is_invalid_json() -> None:
+    """JSON nested past the parser's limit is invalid_json, not a crash."""
+    depth = 100_000
+    data = (
+        b'{"type":"session.update","session":{"type":"realtime","tools":[{"type":'
+        b'"function","name":"f","parameters":'
+        + b'{"a":' * depth
+        + b"1"
+        + b"}" * depth
+        + b"}]}}"
+    )
+    with pytest.raises(InvalidRequestError) as raised:
+        decode_client_event(data)
+    assert (raised.value.code, raised.value.message, raised.value.param) == (
+        "invalid_json",
+        "Invalid event: failed to parse JSON value. The event is nested too deeply.",
+        None,
+    )
+    assert _client_events_explain(data).code == "invalid_json"
+
+
+def _client_events_explain(data: bytes) -> InvalidRequestError:
+    from openrealtime import codec
+
+    return codec._client_events.explain(data)

@@ -90,12 +90,16 @@ class Decoder(Generic[T]):
         """
         try:
             result: T = self._decoder.decode(data)
+        except RecursionError:
+            raise errors.too_deep() from None
         except msgspec.ValidationError:
             try:
                 # msgspec may stop at a bad value before it sees the JSON end.
                 raw = msgspec.json.decode(data)
             except _NOT_JSON:
                 raise errors.invalid_json() from None
+            except RecursionError:  # pragma: no cover - the fast path hits it first
+                raise errors.too_deep() from None
             error = self._explain_raw(raw)
             if error is None:
                 # Valid as a parsed object: a duplicate key's earlier value
@@ -113,6 +117,8 @@ class Decoder(Generic[T]):
             raw = msgspec.json.decode(data)
         except _NOT_JSON:
             return errors.invalid_json()
+        except RecursionError:
+            return errors.too_deep()
         error = self._explain_raw(raw)
         if error is None:  # pragma: no cover - the two paths disagree: a bug
             error = InvalidRequestError(

@@ -30,6 +30,7 @@ __all__ = [
     "string_too_long",
     "string_too_short",
     "supported_list",
+    "too_deep",
     "unknown_parameter",
 ]
 
@@ -169,6 +170,15 @@ def invalid_json() -> InvalidRequestError:
         "invalid_json",
         "Invalid event: failed to parse JSON value. Please check the JSON syntax "
         "of your event.",
+        None,
+    )
+
+
+def too_deep() -> InvalidRequestError:
+    """JSON nested deeper than the parser's limit (hundreds of levels)."""
+    return InvalidRequestError(
+        "invalid_json",
+        "Invalid event: failed to parse JSON value. The event is nested too deeply.",
         None,
     )
 
