@@ -312,7 +312,12 @@ class TestInputAudioBuffer:
         assert session.items[0].content[0].transcript == "hello"  # type: ignore[union-attr]
         session.transcription_failed(item_id, "boom")
         (failed,) = [json.loads(d) for d in session.data_to_send()]
-        assert failed["error"]["message"] == "boom"
+        assert failed["error"] == {
+            "type": "transcription_error",
+            "code": "transcription_failed",
+            "message": "boom",
+            "param": None,
+        }
 
 
 class TestTurnDetection:

@@ -648,7 +648,7 @@ class Session:
                 item_id=item_id,
                 content_index=0,
                 error=TranscriptionFailure(
-                    type="transcription_error", code=code, message=message
+                    type="transcription_error", code=code, message=message, param=None
                 ),
             )
         )
