@@ -346,7 +346,9 @@ def create_app(
             if observer is None
             else _both(observer, inspector.observe)
         )
-    server = RealtimeServer(settings, secrets or MemorySecretStore(), observer)
+    if secrets is None:
+        secrets = MemorySecretStore()
+    server = RealtimeServer(settings, secrets, observer)
     if warn_no_auth and not settings.auth_enabled:
         logger.warning(
             "Authentication is off: no API key is configured, so any client can "
