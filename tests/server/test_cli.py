@@ -1,0 +1,184 @@
+"""``openrealtime serve``: flags, environment, and a real start-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from openrealtime.cli import build_parser, build_settings, main, settings_env
+from openrealtime.responders.echo import EchoResponder
+from openrealtime.server.settings import (
+    REALTIME_MODELS,
+    ConfigurationError,
+    Settings,
+)
+
+
+def parse(*argv: str) -> Settings:
+    return build_settings(build_parser().parse_args(["serve", *argv]), environ={})
+
+
+def test_serve_defaults() -> None:
+    """No flags: loopback, port 8000, auth off, the spec's models, echo."""
+    settings = parse()
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.api_keys == ()
+    assert not settings.auth_enabled
+    assert settings.allowed_models == REALTIME_MODELS
+    assert settings.ping_interval == 20.0
+    assert settings.max_frame_bytes == 16 * 1024 * 1024
+    assert isinstance(settings.responder(), EchoResponder)
+    assert settings.debug is False
+
+
+def test_serve_flags(tmp_path: Path) -> None:
+    """Every flag lands in Settings."""
+    defaults = tmp_path / "defaults.json"
+    defaults.write_text(json.dumps({"instructions": "Be brief."}))
+    settings = parse(
+        "--host", "0.0.0.0", "--port", "9000",
+        "--api-key", "k1", "--api-key", "k2",
+        "--allowed-model", "local-model",
+        "--defaults", str(defaults),
+        "--responder", "echo",
+        "--max-frame-bytes", "2048",
+        "--ping-interval", "0",
+        "--log-level", "debug", "--debug", "--workers", "3",
+    )  # fmt: skip
+    assert (settings.host, settings.port) == ("0.0.0.0", 9000)
+    assert settings.api_keys == ("k1", "k2")
+    assert settings.model_allowed("local-model")
+    assert settings.model_allowed("gpt-realtime")
+    assert not settings.model_allowed("gpt-nope")
+    assert settings.defaults.realtime is not None
+    assert settings.defaults.realtime.instructions == "Be brief."
+    assert settings.max_frame_bytes == 2048
+    assert settings.ping_interval is None
+    assert settings.log_level == "debug"
+    assert settings.debug is True
+    assert settings.workers == 3
+
+
+def test_flags_override_environment() -> None:
+    """OPENREALTIME_* is read, and a flag wins over it."""
+    env = {
+        "OPENREALTIME_HOST": "10.0.0.1",
+        "OPENREALTIME_PORT": "7000",
+        "OPENREALTIME_API_KEYS": "a, b",
+        "OPENREALTIME_ALLOWED_MODELS": "*",
+        "OPENREALTIME_DEBUG": "true",
+        "OPENREALTIME_MAX_FRAME_BYTES": "4096",
+    }
+    args = build_parser().parse_args(["serve", "--port", "7001"])
+    settings = build_settings(args, environ=env)
+    assert settings.host == "10.0.0.1"
+    assert settings.port == 7001
+    assert settings.api_keys == ("a", "b")
+    assert settings.model_allowed("anything")
+    assert settings.debug is True
+    assert settings.max_frame_bytes == 4096
+
+
+def test_settings_env_carries_flags_to_workers(tmp_path: Path) -> None:
+    """With --workers the flags travel as OPENREALTIME_* to the factory."""
+    defaults = tmp_path / "d.json"
+    defaults.write_text("{}")
+    args = build_parser().parse_args(
+        ["serve", "--api-key", "k1", "--api-key", "k2", "--defaults", str(defaults),
+         "--debug", "--allowed-model", "m"]
+    )  # fmt: skip
+    env = settings_env(args)
+    assert env["OPENREALTIME_API_KEYS"] == "k1,k2"
+    assert env["OPENREALTIME_DEFAULTS"] == str(defaults)
+    rebuilt = Settings.from_env(env)
+    assert rebuilt.api_keys == ("k1", "k2")
+    assert rebuilt.debug is True
+    assert rebuilt.model_allowed("m")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            '{"voice": "alloy"}',
+            "(at session.voice): Unknown parameter: 'session.voice'.",
+        ),
+        ("{nope", "Invalid event: failed to parse JSON value."),
+        (
+            '{"output_modalities": ["audio", "text"]}',
+            "(at session.output_modalities): Invalid modalities",
+        ),
+    ],
+)
+def test_bad_defaults_fail_at_start_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+) -> None:
+    """A bad defaults file stops start-up with the hosted message."""
+    path = tmp_path / "defaults.json"
+    path.write_text(content)
+    assert main(["serve", "--defaults", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"openrealtime: error: invalid defaults file {path}")
+    assert message in err
+
+
+def test_bad_environment_value() -> None:
+    """A bad variable names itself."""
+    with pytest.raises(ConfigurationError, match="OPENREALTIME_PORT must be an"):
+        Settings.from_env({"OPENREALTIME_PORT": "eighty"})
+
+
+def test_unknown_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse refuses unknown subcommands with exit status 2."""
+    with pytest.raises(SystemExit) as exited:
+        main(["fly"])
+    assert exited.value.code == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_python_m_openrealtime_serve(tmp_path: Path) -> None:
+    """``python -m openrealtime serve --port P`` starts and answers /healthz."""
+    port = _free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "openrealtime", "serve", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        try:
+            body = None
+            for _ in range(300):  # up to ~30 s for the interpreter to start
+                if process.poll() is not None:
+                    break
+                try:
+                    with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/healthz", timeout=5
+                    ) as response:
+                        body = json.loads(response.read())
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    output = log.read_text()
+    assert body == {"status": "ok"}, output
+    # One clear warning that authentication is off, and only one.
+    assert output.count("Authentication is off") == 1
