@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -166,3 +167,16 @@ def test_every_spec_model_name_has_an_engine() -> None:
     assert all(transcription_engine(m) == "pocketsphinx" for m in SPEC_MODELS)
     assert transcription_engine("my-own-model") == DEFAULT_TRANSCRIPTION_ENGINE
     assert DEFAULT_TRANSCRIPTION_ENGINE == "pocketsphinx"
+
+
+async def test_steps_run_on_the_given_executor() -> None:
+    fake = FakeTranscriber("one", "two")
+    with ThreadPoolExecutor(1, thread_name_prefix="asr") as pool:
+        names = set()
+        async for _ in transcribe_action(
+            fake, b"", 16000, language=None, prompt=None, executor=pool
+        ):
+            names.add(threading.current_thread().name)
+        workers = {t.ident: t.name for t in threading.enumerate()}
+    assert {workers.get(ident, "") for ident in fake.threads} == {"asr_0"}
+    assert names == {threading.current_thread().name}

@@ -35,6 +35,7 @@ import asyncio
 import re
 from collections import deque
 from collections.abc import AsyncIterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
 from typing import Final
@@ -168,6 +169,8 @@ class SpeakingResponder:
             :class:`~openrealtime.voice.tts.EspeakSynthesizer`).
         first_chars: See :class:`SentenceSplitter`.
         max_chars: See :class:`SentenceSplitter`.
+        executor: Where synthesis runs; None is the loop's default executor
+            (see :func:`~openrealtime.voice.transcribe.iterate_in_thread`).
     """
 
     def __init__(
@@ -177,8 +180,10 @@ class SpeakingResponder:
         *,
         first_chars: int = 80,
         max_chars: int = 240,
+        executor: Executor | None = None,
     ) -> None:
         self.inner = inner
+        self.executor = executor
         self.synthesizer = synthesizer
         self.first_chars = first_chars
         self.max_chars = max_chars
@@ -272,7 +277,8 @@ class SpeakingResponder:
                         item,
                         voice=voice,
                         speed=request.speed,
-                    )
+                    ),
+                    executor=self.executor,
                 )
                 try:
                     async for pcm in speech:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor
 from typing import Final, TypeVar, cast
 
 from openrealtime.voice.asr import Transcriber
@@ -71,6 +72,8 @@ def transcription_engine(model: str) -> str:
 
 async def iterate_in_thread(
     make: Callable[[], Iterator[T]],
+    *,
+    executor: Executor | None = None,
 ) -> AsyncGenerator[T, None]:
     """Iterate a blocking iterator on worker threads, one step at a time.
 
@@ -83,16 +86,19 @@ async def iterate_in_thread(
 
     Args:
         make: Builds the iterator; exceptions it raises propagate.
+        executor: Where the steps run; None is the loop's default executor
+            (a few threads shared with ``asyncio.to_thread``: give long
+            decodes or many sessions an executor of their own).
 
     Yields:
         The iterator's items, in order.
     """
     loop = asyncio.get_running_loop()
-    iterator = await asyncio.to_thread(make)
+    iterator = await loop.run_in_executor(executor, make)
     step: asyncio.Future[object] | None = None
     try:
         while True:
-            step = loop.run_in_executor(None, next, iterator, _DONE)
+            step = loop.run_in_executor(executor, next, iterator, _DONE)
             # The shield keeps a cancellation from marking the step done
             # while its thread still runs; ``finally`` waits for it instead.
             item = await asyncio.shield(step)
@@ -119,6 +125,7 @@ async def transcribe_action(
     *,
     language: str | None,
     prompt: str | None,
+    executor: Executor | None = None,
 ) -> AsyncIterator[str]:
     """Transcribe one utterance off the event loop, yielding text deltas.
 
@@ -128,6 +135,7 @@ async def transcribe_action(
         rate: Its sample rate in Hz.
         language: ISO-639-1 code, or None for the transcriber's default.
         prompt: Free-text hint; the transcriber may ignore it.
+        executor: Where to run it (see :func:`iterate_in_thread`).
 
     Yields:
         Deltas whose concatenation is the transcript.
@@ -140,5 +148,5 @@ async def transcribe_action(
     def make() -> Iterator[str]:
         return transcriber.transcribe(pcm16, rate, language=language, prompt=prompt)
 
-    async for delta in iterate_in_thread(make):
+    async for delta in iterate_in_thread(make, executor=executor):
         yield delta
