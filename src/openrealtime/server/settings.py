@@ -103,8 +103,13 @@ def load_defaults(path: str | os.PathLike[str]) -> Defaults:
         update = _defaults_decoder.decode(data)
         defaults = Defaults(realtime=update)
         # Semantic rules (modalities, turn detection variants) run on merge.
-        default_config("realtime", id="sess_check", model="gpt-realtime",
-                       created_at=0, defaults=defaults)  # fmt: skip
+        default_config(
+            "realtime",
+            id="sess_check",
+            model="gpt-realtime",
+            created_at=0,
+            defaults=defaults,
+        )
     except ProtocolError as exc:
         where = f" (at {exc.param})" if exc.param else ""
         raise ConfigurationError(
