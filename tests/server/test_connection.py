@@ -280,3 +280,38 @@ async def test_transcriber_hook() -> None:
     await connection.aclose()
     completed = [e for e in transport.sent if e["type"] == done]
     assert completed and completed[0]["transcript"] == "hello world"
+
+
+# --- Small pieces: the key mask and the secret store ------------------------------
+
+
+def test_mask_key() -> None:
+    """First 8 and last 4 characters stay, as in OpenAI's messages."""
+    from openrealtime.server.handshake import mask_key
+
+    assert mask_key("sk-" + "x" * 44 + "jP2n") == "sk-xxxxx" + "*" * 39 + "jP2n"
+    assert mask_key("short") == "sho**"
+    assert mask_key("") == ""
+
+
+async def test_memory_secret_store_expires_and_sweeps() -> None:
+    """Expired keys are refused, and swept when a new key is minted."""
+    from openrealtime.config import default_config
+    from openrealtime.server.secrets import MemorySecretStore, SecretRecord
+
+    now = [100.0]
+    store = MemorySecretStore(clock=lambda: now[0])
+    config = default_config("realtime", id="sess_1", model="gpt-realtime", created_at=0)
+    record = SecretRecord(session=config, created_at=100, expires_at=110)
+    await store.put("ek_a", record, 10)
+    await store.put("ek_b", record, 20)
+    assert await store.get("ek_a") == record
+    now[0] = 115.0
+    await store.put("ek_c", record, 10)  # sweeps ek_a
+    assert len(store) == 2
+    assert await store.get("ek_a") is None
+    assert await store.get("ek_b") == record
+    await store.delete("ek_b")
+    await store.delete("ek_unknown")
+    assert await store.get("ek_b") is None
+    assert len(store) == 1
