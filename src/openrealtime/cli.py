@@ -24,10 +24,9 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from openrealtime.server import inspector
+from openrealtime.server import inspector, pipeline
 from openrealtime.server.settings import (
     REALTIME_MODELS,
-    RESPONDERS,
     ConfigurationError,
     Settings,
     load_defaults,
@@ -84,7 +83,7 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
     )
     serve.add_argument(
         "--responder",
-        choices=sorted(RESPONDERS),
+        choices=pipeline.RESPONDER_NAMES,
         help="what produces responses (default echo)",
     )
     serve.add_argument(
@@ -110,6 +109,7 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
     serve.add_argument(
         "--workers", type=int, metavar="N", help="worker processes (default 1)"
     )
+    pipeline.add_arguments(serve)
     inspector.add_arguments(serve)
     serve.set_defaults(run=_serve)
 
@@ -133,8 +133,6 @@ def build_settings(
         overrides["allowed_models"] = REALTIME_MODELS + tuple(args.allowed_models)
     if args.defaults is not None:
         overrides["defaults"] = load_defaults(args.defaults)
-    if args.responder is not None:
-        overrides["responder"] = RESPONDERS[args.responder]
     if args.max_frame_bytes is not None:
         overrides["max_frame_bytes"] = args.max_frame_bytes
     if args.ping_interval is not None:
@@ -148,6 +146,14 @@ def build_settings(
             raise ConfigurationError("--workers must be at least 1")
         overrides["workers"] = args.workers
     overrides.update(inspector.settings_overrides(args))
+    try:
+        overrides.update(
+            pipeline.settings_overrides(
+                args, os.environ if environ is None else environ
+            )
+        )
+    except pipeline.PipelineError as exc:
+        raise ConfigurationError(str(exc)) from None
     return Settings.from_env(environ, **overrides)
 
 
@@ -160,8 +166,6 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["OPENREALTIME_ALLOWED_MODELS"] = ",".join(args.allowed_models)
     if args.defaults is not None:
         env["OPENREALTIME_DEFAULTS"] = os.path.abspath(args.defaults)
-    if args.responder is not None:
-        env["OPENREALTIME_RESPONDER"] = args.responder
     if args.max_frame_bytes is not None:
         env["OPENREALTIME_MAX_FRAME_BYTES"] = str(args.max_frame_bytes)
     if args.ping_interval is not None:
@@ -171,6 +175,7 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
     if args.debug:
         env["OPENREALTIME_DEBUG"] = "1"
     env.update(inspector.settings_env(args))
+    env.update(pipeline.settings_env(args))
     return env
 
 

@@ -35,7 +35,13 @@ def test_serve_defaults() -> None:
     assert settings.allowed_models == REALTIME_MODELS
     assert settings.ping_interval == 20.0
     assert settings.max_frame_bytes == 16 * 1024 * 1024
-    assert isinstance(settings.responder(), EchoResponder)
+    # The voice pipeline defaults to the best engines installed (auto).
+    assert settings.pipeline is not None
+    assert (settings.pipeline.vad, settings.pipeline.speech) == ("auto", "auto")
+    assert settings.pipeline.responder == "echo"
+    responder = settings.responder()
+    inner = getattr(responder, "inner", responder)  # wrapped when speech is on
+    assert isinstance(inner, EchoResponder)
     assert settings.debug is False
 
 

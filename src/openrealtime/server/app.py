@@ -165,6 +165,7 @@ class RealtimeServer:
             defaults=settings.defaults,
             limits=settings.limits,
             initial=outcome.initial,
+            scorer_factory=settings.scorer_factory,
         )
         session_id = session.config.id
 
@@ -354,6 +355,8 @@ def create_app(
             "Authentication is off: no API key is configured, so any client can "
             "open sessions. Set --api-key or OPENREALTIME_API_KEYS to require one."
         )
+    if settings.pipeline is not None:
+        logger.info(settings.pipeline.describe())
     routes = server.routes()
     if inspector is not None:
         routes += inspector.routes()

@@ -52,6 +52,7 @@ from openrealtime.session import (
     StartResponse,
     Transcribe,
 )
+from openrealtime.voice.asr import UnsupportedLanguage
 
 
 __all__ = [
@@ -395,6 +396,14 @@ class Connection:
 
         try:
             deltas = await asyncio.to_thread(run)
+        except UnsupportedLanguage as exc:
+            # A setting the engine cannot honour: say so, as a failed transcript.
+            if not self._closing:
+                self.session.transcription_failed(
+                    action.item_id, str(exc), code="unsupported_language"
+                )
+                self._pump()
+            return
         except Exception:
             logger.exception("transcriber failed on %s", action.item_id)
             if not self._closing:

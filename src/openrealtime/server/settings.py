@@ -19,7 +19,10 @@ from openrealtime.codec import Decoder
 from openrealtime.config import Defaults, default_config
 from openrealtime.exceptions import ProtocolError
 from openrealtime.models.session import RealtimeSessionUpdate
+from openrealtime.server import pipeline
+from openrealtime.server.pipeline import Pipeline
 from openrealtime.session import Limits
+from openrealtime.turns import FrameScorer
 
 
 if TYPE_CHECKING:
@@ -30,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = [
     "ConfigurationError",
     "REALTIME_MODELS",
-    "RESPONDERS",
     "Settings",
     "echo_responder",
     "load_defaults",
@@ -76,11 +78,6 @@ def echo_responder() -> Responder:
     from openrealtime.responders.echo import EchoResponder
 
     return EchoResponder()
-
-
-#: Responder factories by the name ``--responder`` / ``OPENREALTIME_RESPONDER``
-#: takes. Other responders register here.
-RESPONDERS: dict[str, Callable[[], Responder]] = {"echo": echo_responder}
 
 
 def load_defaults(path: str | os.PathLike[str]) -> Defaults:
@@ -170,6 +167,11 @@ class Settings:
             process shows its own sessions).
         inspector_sessions: sessions the inspector keeps (live, then recent).
         inspector_events: events (and updates) it keeps per session.
+        pipeline: the voice pipeline (VAD, transcription, speech, responder by
+            name, see :mod:`openrealtime.server.pipeline`); when set, it makes
+            ``responder``, ``transcriber`` and ``scorer_factory``.
+        scorer_factory: makes the turn detection scorer of each session for
+            an input rate (``None``: the engine's energy detector).
     """
 
     host: str = "127.0.0.1"
@@ -188,8 +190,16 @@ class Settings:
     inspector: bool = False
     inspector_sessions: int = 50
     inspector_events: int = 1000
+    pipeline: Pipeline | None = None
+    scorer_factory: Callable[[int], FrameScorer] | None = None
 
     def __post_init__(self) -> None:
+        if self.pipeline is not None:
+            # The voice pipeline makes the responder, the recognizer and the
+            # turn detection scorer (frozen dataclass: set them once, here).
+            object.__setattr__(self, "responder", self.pipeline.responder_factory())
+            object.__setattr__(self, "transcriber", self.pipeline.transcriber())
+            object.__setattr__(self, "scorer_factory", self.pipeline.scorer_factory())
         if self.log_level.upper() not in logging.getLevelNamesMapping():
             raise ConfigurationError(f"unknown log level {self.log_level!r}")
         if self.max_frame_bytes < 1024:
@@ -234,8 +244,8 @@ class Settings:
         added to the spec's models; ``*`` allows any),
         ``OPENREALTIME_DEFAULTS`` (path to a JSON partial session update),
         ``OPENREALTIME_MAX_FRAME_BYTES``, ``OPENREALTIME_PING_INTERVAL``
-        (seconds, ``0`` turns pings off), ``OPENREALTIME_RESPONDER`` (a name
-        in :data:`RESPONDERS`), ``OPENREALTIME_LOG_LEVEL``,
+        (seconds, ``0`` turns pings off), the voice pipeline's variables
+        (:mod:`openrealtime.server.pipeline`), ``OPENREALTIME_LOG_LEVEL``,
         ``OPENREALTIME_DEBUG``, ``OPENREALTIME_INSPECTOR``,
         ``OPENREALTIME_INSPECTOR_SESSIONS``, ``OPENREALTIME_INSPECTOR_EVENTS``.
         Keyword arguments override both.
@@ -267,13 +277,11 @@ class Settings:
             values["ping_interval"] = seconds if seconds > 0 else None
         if level := env.get("OPENREALTIME_LOG_LEVEL"):
             values["log_level"] = level.lower()
-        if name := env.get("OPENREALTIME_RESPONDER"):
-            if name not in RESPONDERS:
-                raise ConfigurationError(
-                    f"OPENREALTIME_RESPONDER must be one of {', '.join(RESPONDERS)}, "
-                    f"not {name!r}"
-                )
-            values["responder"] = RESPONDERS[name]
+        if any(env.get(var) for var in pipeline.ENV_VARS):
+            try:
+                values["pipeline"] = pipeline.from_env(env)
+            except pipeline.PipelineError as exc:
+                raise ConfigurationError(str(exc)) from None
         if debug := env.get("OPENREALTIME_DEBUG"):
             values["debug"] = _bool("OPENREALTIME_DEBUG", debug)
         if inspector := env.get("OPENREALTIME_INSPECTOR"):
