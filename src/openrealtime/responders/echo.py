@@ -46,6 +46,16 @@ def last_user_turn(request: ResponseRequest) -> tuple[str, int]:
     return "", 0
 
 
+def _spoke_without_transcript(request: ResponseRequest) -> bool:
+    for item in reversed(request.conversation):
+        if isinstance(item, MessageItem) and item.role == "user":
+            return any(
+                isinstance(part, InputAudioPart) and not part.transcript
+                for part in item.content
+            )
+    return False
+
+
 class EchoResponder:
     """Repeats the user's words; speaks them as a tone.
 
@@ -59,6 +69,9 @@ class EchoResponder:
     async def respond(self, request: ResponseRequest) -> AsyncIterator[Chunk]:
         """Yield the echo of the last user turn."""
         text, audio_ms = last_user_turn(request)
+        if not text and _spoke_without_transcript(request):
+            # Audio with input transcription off: nothing to repeat, but say so.
+            text = "I heard you, but transcription is off."
         if text:
             yield TextChunk(text)
         if request.output_modalities != ["audio"]:

@@ -18,8 +18,22 @@ callbacks, ``send_text(frame)`` and ``close(code, reason)``, and feeds it::
 
 Output order is the engine's order. Feeding the engine and queueing what it
 produced happen with no ``await`` in between, wherever the input comes from
-(a client frame, a responder chunk, a timer), and a single writer task sends
-the queue in order. The engine's actions run here:
+(a client frame, a responder chunk, a timer). Frames leave in one of two ways:
+
+* an *awaitable* transport (ASGI: ``send_text``/``close`` coroutines): one
+  writer sends the queue in order. The receive loop calls
+  :meth:`Connection.feed_text` (or ``receive_text`` then :meth:`flush`), which
+  sends the replies to a frame inline when no other send is in flight, so the
+  common request/reply costs no task switch; frames from responders and
+  timers wake the writer task;
+* a *synchronous* transport (``write``/``write_close`` callables that buffer,
+  as picows and asyncio transports do): each frame is written the moment the
+  engine produces it, with no queue and no task. The adapter reports its
+  transport's flow control with :meth:`pause_writing`/:meth:`resume_writing`,
+  and :meth:`drain` (which responders await after every chunk) waits while
+  writing is paused.
+
+The engine's actions run here:
 
 * ``StartResponse``: a task iterates the responder and reports each chunk;
 * ``CancelResponse``: that task is cancelled (the engine already sent
@@ -28,9 +42,9 @@ the queue in order. The engine's actions run here:
   fails with a clear message when there is none;
 * ``Close``: the frames already queued are sent, then the close frame.
 
-The engine's one timer (session expiry, idle timeout) is a ``loop.call_at``
-re-armed after every input, converting the engine's epoch seconds to the
-loop's clock.
+The engine's one timer (session expiry, idle timeout) is a ``loop.call_at``,
+re-armed only when ``session.get_timer()`` changed, converting the engine's
+epoch seconds to the loop's clock.
 """
 
 from __future__ import annotations
@@ -78,6 +92,10 @@ class EventObserver(Protocol):
         ...
 
 
+#: Seconds a response waits for pending transcripts of the user's turn.
+TRANSCRIPT_WAIT = 10.0
+
+
 class Transcriber(Protocol):
     """Turns one utterance of PCM16 audio into text (run in a thread).
 
@@ -99,6 +117,9 @@ class Connection:
             by :meth:`start`).
         send_text: sends one text frame; awaited by the writer, one at a time.
         close: sends the close frame with this code and reason.
+        write: instead of ``send_text``/``close``, a synchronous transport:
+            buffers one text frame for sending (never blocks).
+        write_close: with ``write``: buffers the close frame.
         responder: produces the content of responses.
         transcriber: recognizes user audio; ``None`` fails transcription.
         metrics: counters to update (one object per server).
@@ -106,14 +127,20 @@ class Connection:
         debug: log every event at DEBUG, with its direction.
         high_water: frames queued before :meth:`drain` waits for the writer.
         clock: seconds since the epoch, the engine's time.
+
+    Raises:
+        TypeError: neither ``send_text`` and ``close`` nor ``write`` and
+            ``write_close`` were given.
     """
 
     def __init__(
         self,
         session: Session,
         *,
-        send_text: Callable[[bytes], Awaitable[None]],
-        close: Callable[[int, str], Awaitable[None]],
+        send_text: Callable[[bytes], Awaitable[None]] | None = None,
+        close: Callable[[int, str], Awaitable[None]] | None = None,
+        write: Callable[[bytes], None] | None = None,
+        write_close: Callable[[int, str], None] | None = None,
         responder: Responder,
         transcriber: Transcriber | None = None,
         metrics: Metrics | None = None,
@@ -122,22 +149,36 @@ class Connection:
         high_water: int = 256,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if write is not None and write_close is not None:
+            send_text = close = None
+        elif send_text is None or close is None:
+            raise TypeError("give send_text and close, or write and write_close")
         self.session = session
         self._send_text = send_text
         self._close = close
+        self._write_now = write
+        self._close_now = write_close
         self._responder = responder
         self._transcriber = transcriber
         self._metrics = metrics
         self._on_event = on_event
-        self.debug = debug
+        self._debug = debug
+        # One test per frame instead of three.
+        self._observing = metrics is not None or on_event is not None or debug
         self._high_water = high_water
         self._clock = clock
         self._loop = asyncio.get_running_loop()
         self._queue: collections.deque[bytes | Close] = collections.deque()
         self._wakeup = asyncio.Event()
+        # Set while frames may be added without waiting: the queue is at most
+        # high_water long (awaitable transport), or writing is not paused.
         self._drained = asyncio.Event()
         self._drained.set()
         self._writer: asyncio.Task[None] | None = None
+        #: A coroutine is awaiting send_text (the writer or an inline flush).
+        self._sending = False
+        #: receive_text is feeding a frame whose replies feed_text sends inline.
+        self._holding = False
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._transcriptions: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -148,11 +189,29 @@ class Connection:
         self.close_code: int | None = None
         self.close_reason = ""
 
+    @property
+    def observer(self) -> EventObserver | None:
+        """The observer of every frame given as ``on_event``, if any."""
+        return self._on_event
+
+    @property
+    def debug(self) -> bool:
+        """Log every event at DEBUG, with its direction."""
+        return self._debug
+
+    @debug.setter
+    def debug(self, value: bool) -> None:
+        self._debug = value
+        self._observing = (
+            self._metrics is not None or self._on_event is not None or value
+        )
+
     # --- Lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
         """Queue ``session.created``, start the writer and arm the timer."""
-        self._writer = self._loop.create_task(self._write())
+        if self._write_now is None:
+            self._writer = self._loop.create_task(self._write())
         self._pump()
 
     @property
@@ -171,6 +230,7 @@ class Connection:
             self.close_reason = reason
         self._closing = True
         self._closed.set()
+        self._drained.set()
 
     async def aclose(self) -> None:
         """Stop everything: responders, transcriptions, the timer, the writer.
@@ -197,15 +257,30 @@ class Connection:
         """Feed one text frame to the engine and queue what it produced."""
         if self._closing:
             return
-        self._observe("<", data)
+        if self._observing:
+            self._observe("<", data)
         self.session.receive_text(data, self._clock())
         self._pump()
+
+    async def feed_text(self, data: str | bytes) -> None:
+        """:meth:`receive_text`, then send the replies and :meth:`drain`.
+
+        For a receive loop over an awaitable transport: when no other send is
+        in flight the replies go out from this coroutine, not the writer task.
+        """
+        self._holding = True
+        try:
+            self.receive_text(data)
+        finally:
+            self._holding = False
+        await self.flush()
 
     def receive_binary(self, data: bytes = b"") -> None:
         """A binary frame: an error, the socket stays open (WIRE_RULES §2)."""
         if self._closing:
             return
-        self._observe("<", data)
+        if self._observing:
+            self._observe("<", data)
         self.session.receive_binary(self._clock())
         self._pump()
 
@@ -217,10 +292,41 @@ class Connection:
         self._begin_close(Close(code, reason))
 
     async def drain(self) -> None:
-        """Wait while more than ``high_water`` frames wait to be sent."""
+        """Wait while more than ``high_water`` frames wait to be sent, or
+        while the synchronous transport paused writing."""
+        if self._write_now is not None:
+            while not self._drained.is_set() and not self._closed.is_set():
+                await self._drained.wait()
+            return
         while len(self._queue) > self._high_water and not self._closed.is_set():
             self._drained.clear()
             await self._drained.wait()
+
+    async def flush(self) -> None:
+        """Send what is queued from this coroutine when no send is in flight
+        (else leave it to the writer), then :meth:`drain`."""
+        if self._queue and not self._sending:
+            self._sending = True
+            try:
+                await self._send_queue()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the transport is gone
+                self._send_failed(exc)
+            finally:
+                self._sending = False
+            if self._queue:  # a close waits there for the writer
+                self._wakeup.set()
+        await self.drain()
+
+    def pause_writing(self) -> None:
+        """The synchronous transport's buffer is full: :meth:`drain` waits."""
+        if not self._closed.is_set():
+            self._drained.clear()
+
+    def resume_writing(self) -> None:
+        """The synchronous transport's buffer drained: :meth:`drain` returns."""
+        self._drained.set()
 
     # --- The engine's output ---------------------------------------------------------
 
@@ -251,15 +357,20 @@ class Connection:
         self._arm_timer()
 
     def _queue_frame(self, data: bytes) -> None:
-        self._observe(">", data)
+        if self._observing:
+            self._observe(">", data)
+        if self._write_now is not None:
+            self._write_now(data)
+            return
         self._queue.append(data)
-        self._wakeup.set()
+        if not self._holding:
+            self._wakeup.set()
 
     def _observe(self, direction: Direction, data: str | bytes) -> None:
         event_type = ""
         if self._metrics is not None:
             event_type = self._metrics.count(direction, data)
-        if self.debug:
+        if self._debug:
             if not event_type:
                 event_type = (
                     client_event_type(data)
@@ -280,29 +391,62 @@ class Connection:
         for task in self._tasks.values():
             task.cancel()
         self._tasks.clear()
+        if self._close_now is not None:
+            # Every earlier frame is already in the transport's buffer.
+            self._close_now(close.code, close.reason)
+            self._closed.set()
+            self._drained.set()
+            return
         self._queue.append(close)
         self._wakeup.set()
 
-    async def _write(self) -> None:
+    async def _send_queue(self) -> bool:
+        """Send the queue in order; return whether the close frame went out.
+
+        Only one coroutine at a time (``_sending``). A :class:`Close` is sent
+        by the writer task alone, so that closing ends it.
+        """
         queue = self._queue
+        send_text = self._send_text
+        assert send_text is not None
+        while queue:
+            item = queue[0]
+            if isinstance(item, Close):
+                if self._writer is not asyncio.current_task():
+                    return False
+                queue.popleft()
+                assert self._close is not None
+                await self._close(item.code, item.reason)
+                return True
+            queue.popleft()
+            await send_text(item)
+            if len(queue) <= self._high_water:
+                self._drained.set()
+        self._drained.set()
+        return False
+
+    def _send_failed(self, exc: Exception) -> None:
+        logger.debug("send failed: %r", exc)
+        self._closing = True
+        self._drained.set()
+        self._closed.set()
+
+    async def _write(self) -> None:
         try:
             while True:
-                while queue:
-                    item = queue.popleft()
-                    if isinstance(item, Close):
-                        await self._close(item.code, item.reason)
-                        return
-                    await self._send_text(item)
-                    if len(queue) <= self._high_water:
-                        self._drained.set()
-                self._drained.set()
+                if not self._sending:
+                    self._sending = True
+                    try:
+                        if await self._send_queue():
+                            return
+                    finally:
+                        self._sending = False
                 self._wakeup.clear()
                 await self._wakeup.wait()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the transport is gone
-            logger.debug("send failed: %r", exc)
-            self._closing = True
+            self._send_failed(exc)
         finally:
             self._drained.set()
             self._closed.set()
@@ -343,6 +487,13 @@ class Connection:
     async def _respond(self, request: ResponseRequest) -> None:
         response_id = request.response_id
         session = self.session
+        if self._transcriptions:
+            # "The text also feeds the responder as the user's words": a turn
+            # committed by VAD starts its response at once, so let its
+            # transcript land first (items are shared with the request).
+            await asyncio.wait(set(self._transcriptions), timeout=TRANSCRIPT_WAIT)
+            if self._closing or session.active_response_id != response_id:
+                return
         stream: AsyncIterator[object] = self._responder.respond(request)
         try:
             async for chunk in stream:
