@@ -27,8 +27,8 @@ fi
 .venv/bin/python -m pip install -q -e ".[test]"
 
 echo "== ruff"
-.venv/bin/ruff format --check src tests bench
-.venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench examples
+.venv/bin/ruff check src tests bench examples
 echo "== mypy --strict"
 .venv/bin/mypy
 echo "== pytest"
