@@ -109,6 +109,12 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
     serve.add_argument(
         "--workers", type=int, metavar="N", help="worker processes (default 1)"
     )
+    serve.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="keep ephemeral keys in Redis, shared by every worker and machine "
+        "(needs the redis extra)",
+    )
     pipeline.add_arguments(serve)
     inspector.add_arguments(serve)
     serve.set_defaults(run=_serve)
@@ -145,6 +151,8 @@ def build_settings(
         if args.workers < 1:
             raise ConfigurationError("--workers must be at least 1")
         overrides["workers"] = args.workers
+    if args.redis_url is not None:
+        overrides["redis_url"] = args.redis_url
     overrides.update(inspector.settings_overrides(args))
     try:
         overrides.update(
@@ -174,6 +182,8 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["OPENREALTIME_LOG_LEVEL"] = args.log_level
     if args.debug:
         env["OPENREALTIME_DEBUG"] = "1"
+    if args.redis_url is not None:
+        env["OPENREALTIME_REDIS_URL"] = args.redis_url
     env.update(inspector.settings_env(args))
     env.update(pipeline.settings_env(args))
     return env

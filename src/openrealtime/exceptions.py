@@ -88,13 +88,17 @@ class ServerError(ProtocolError):
 
     type: ClassVar[str] = "server_error"
 
-    def __init__(self, event_id: str | None = None) -> None:
-        super().__init__(
-            None,
-            "The server had an error while processing your request. Sorry about that!",
-            None,
-            event_id,
-        )
+    #: The hosted API's generic wording; no details reach the client.
+    GENERIC = "The server had an error while processing your request. Sorry about that!"
+
+    def __init__(
+        self,
+        event_id: str | None = None,
+        *,
+        code: str | None = None,
+        message: str = GENERIC,
+    ) -> None:
+        super().__init__(code, message, None, event_id)
 
 
 class InvalidState(RealtimeError, AssertionError):

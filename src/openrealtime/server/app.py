@@ -42,7 +42,7 @@ from openrealtime.server.handshake import (
 from openrealtime.server.inspector import Inspector
 from openrealtime.server.metrics import Metrics
 from openrealtime.server.rest import create_client_secret
-from openrealtime.server.secrets import MemorySecretStore, SecretStore
+from openrealtime.server.secrets import SecretStore
 from openrealtime.server.settings import ConfigurationError, Settings
 from openrealtime.session import Session
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 from openrealtime.codec import encode
 from openrealtime.config import SessionKind
-from openrealtime.exceptions import InvalidRequestError, ProtocolError
+from openrealtime.exceptions import InvalidRequestError, ProtocolError, ServerError
 from openrealtime.ids import IdFactory
 from openrealtime.models.server_events import ErrorDetail, ErrorEvent
 from openrealtime.models.session import RealtimeSessionConfig, SessionConfig
-from openrealtime.server.secrets import SecretStore
+from openrealtime.server.secrets import SecretStore, SecretStoreUnavailable
 from openrealtime.server.settings import Settings
 
 
@@ -237,7 +237,11 @@ async def negotiate(
     key = find_api_key(headers, subprotocols)
     initial: SessionConfig | None = None
     if key is not None and key.startswith("ek_"):
-        record = await secrets.get(key)
+        try:
+            record = await secrets.get(key)
+        except SecretStoreUnavailable:
+            # The key cannot be checked: refuse, as a server error (1011).
+            return _reject(ServerError(None), 1011)
         if record is None:
             return _reject(bad_api_key(key), CLOSE_AUTH)
         initial = record.session

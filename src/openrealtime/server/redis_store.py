@@ -18,16 +18,17 @@ import logging
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from openrealtime.server.secrets import SecretRecord, decode_record, encode_record
+from openrealtime.server.secrets import (
+    SecretRecord,
+    SecretStoreUnavailable,
+    decode_record,
+    encode_record,
+)
 
 
 __all__ = ["RedisSecretStore", "SecretStoreUnavailable"]
 
 logger = logging.getLogger("openrealtime.server")
-
-
-class SecretStoreUnavailable(Exception):
-    """The shared key store cannot be reached."""
 
 
 class RedisSecretStore:

@@ -23,7 +23,7 @@ from msgspec.structs import replace
 
 from openrealtime.codec import Decoder
 from openrealtime.config import SessionKind, apply_update, default_config
-from openrealtime.exceptions import InvalidRequestError, ProtocolError
+from openrealtime.exceptions import InvalidRequestError, ProtocolError, ServerError
 from openrealtime.ids import IdFactory, ephemeral_key
 from openrealtime.models.base import Wire
 from openrealtime.models.session import (
@@ -37,7 +37,11 @@ from openrealtime.server.handshake import (
     invalid_model,
     key_accepted,
 )
-from openrealtime.server.secrets import SecretRecord, SecretStore
+from openrealtime.server.secrets import (
+    SecretRecord,
+    SecretStore,
+    SecretStoreUnavailable,
+)
 from openrealtime.server.settings import Settings
 
 
@@ -127,6 +131,13 @@ def rest_error(error: ProtocolError, status: int = 400) -> RestResult:
     return RestResult(status, _encoder.encode(body))
 
 
+#: Why a key cannot be minted while the shared store is down.
+STORE_DOWN = (
+    "The ephemeral key store is unavailable. Please retry later; sessions "
+    "already open are not affected."
+)
+
+
 async def create_client_secret(
     body: bytes,
     headers: Mapping[str, str],
@@ -198,7 +209,14 @@ async def create_client_secret(
     value = ephemeral_key()
     expires_at = int(now) + ttl
     record = SecretRecord(session=config, created_at=int(now), expires_at=expires_at)
-    await secrets.put(value, record, ttl)
+    try:
+        await secrets.put(value, record, ttl)
+    except SecretStoreUnavailable:
+        # The shared store (Redis) is down: no key can be minted that every
+        # node would accept. Sessions already open are not affected.
+        return rest_error(
+            ServerError(None, code="service_unavailable", message=STORE_DOWN), 503
+        )
     response = ClientSecretCreateResponse(
         value=value,
         expires_at=expires_at,

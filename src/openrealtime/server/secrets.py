@@ -24,6 +24,7 @@ __all__ = [
     "MemorySecretStore",
     "SecretRecord",
     "SecretStore",
+    "SecretStoreUnavailable",
     "decode_record",
     "encode_record",
 ]
@@ -56,6 +57,10 @@ def encode_record(record: SecretRecord) -> bytes:
 def decode_record(data: bytes) -> SecretRecord:
     """Decode a record written by :func:`encode_record`."""
     return _record_decoder.decode(data)
+
+
+class SecretStoreUnavailable(Exception):
+    """A shared key store (Redis) cannot be reached: minting answers 503."""
 
 
 class SecretStore(Protocol):

@@ -28,6 +28,7 @@ from openrealtime.turns import FrameScorer
 if TYPE_CHECKING:
     from openrealtime.responders.base import Responder
     from openrealtime.server.connection import Transcriber
+    from openrealtime.server.secrets import SecretStore
 
 
 __all__ = [
@@ -170,6 +171,8 @@ class Settings:
         pipeline: the voice pipeline (VAD, transcription, speech, responder by
             name, see :mod:`openrealtime.server.pipeline`); when set, it makes
             ``responder``, ``transcriber`` and ``scorer_factory``.
+        redis_url: keep ephemeral keys in this Redis (shared by every worker
+            and machine) instead of this process's memory.
         scorer_factory: makes the turn detection scorer of each session for
             an input rate (``None``: the engine's energy detector).
     """
@@ -191,6 +194,7 @@ class Settings:
     inspector_sessions: int = 50
     inspector_events: int = 1000
     pipeline: Pipeline | None = None
+    redis_url: str | None = None
     scorer_factory: Callable[[int], FrameScorer] | None = None
 
     def __post_init__(self) -> None:
@@ -208,6 +212,16 @@ class Settings:
             raise ConfigurationError(
                 "inspector_sessions and inspector_events must be at least 1"
             )
+
+    def secret_store(self) -> SecretStore:
+        """The ephemeral key store these settings ask for (Redis or memory)."""
+        if self.redis_url:
+            from openrealtime.server.redis_store import RedisSecretStore
+
+            return RedisSecretStore(self.redis_url)
+        from openrealtime.server.secrets import MemorySecretStore
+
+        return MemorySecretStore()
 
     @property
     def auth_enabled(self) -> bool:
@@ -246,7 +260,7 @@ class Settings:
         ``OPENREALTIME_MAX_FRAME_BYTES``, ``OPENREALTIME_PING_INTERVAL``
         (seconds, ``0`` turns pings off), the voice pipeline's variables
         (:mod:`openrealtime.server.pipeline`), ``OPENREALTIME_LOG_LEVEL``,
-        ``OPENREALTIME_DEBUG``, ``OPENREALTIME_INSPECTOR``,
+        ``OPENREALTIME_DEBUG``, ``OPENREALTIME_REDIS_URL``, ``OPENREALTIME_INSPECTOR``,
         ``OPENREALTIME_INSPECTOR_SESSIONS``, ``OPENREALTIME_INSPECTOR_EVENTS``.
         Keyword arguments override both.
 
@@ -282,6 +296,8 @@ class Settings:
                 values["pipeline"] = pipeline.from_env(env)
             except pipeline.PipelineError as exc:
                 raise ConfigurationError(str(exc)) from None
+        if redis_url := env.get("OPENREALTIME_REDIS_URL"):
+            values["redis_url"] = redis_url
         if debug := env.get("OPENREALTIME_DEBUG"):
             values["debug"] = _bool("OPENREALTIME_DEBUG", debug)
         if inspector := env.get("OPENREALTIME_INSPECTOR"):
