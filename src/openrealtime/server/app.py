@@ -348,7 +348,7 @@ def create_app(
             else _both(observer, inspector.observe)
         )
     if secrets is None:
-        secrets = MemorySecretStore()
+        secrets = settings.secret_store()
     server = RealtimeServer(settings, secrets, observer)
     if warn_no_auth and not settings.auth_enabled:
         logger.warning(
