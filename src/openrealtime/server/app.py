@@ -19,20 +19,22 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openrealtime.config import SessionKind, default_config
 from openrealtime.exceptions import InvalidRequestError, ProtocolError
 from openrealtime.ids import RandomIds
 from openrealtime.server.connection import Connection, EventObserver
 from openrealtime.server.handshake import (
+    Accepted,
     Rejected,
     close_reason,
     error_frame,
@@ -101,8 +103,9 @@ class RealtimeServer:
     def routes(self) -> list[BaseRoute]:
         """The routes, under both ``/v1/realtime`` and ``/realtime``."""
         routes: list[BaseRoute] = []
+        endpoint = _RawEndpoint(self.websocket)
         for prefix in ("/v1/realtime", "/realtime"):
-            routes.append(WebSocketRoute(prefix, self.websocket))
+            routes.append(WebSocketRoute(prefix, endpoint))
             routes.append(
                 Route(f"{prefix}/client_secrets", self.client_secrets, methods=["POST"])
             )
@@ -138,26 +141,48 @@ class RealtimeServer:
         return Response(result.body, result.status, media_type=result.content_type)
 
     # --- WebSocket -------------------------------------------------------------------
+    #
+    # What every transport adapter shares: the ASGI endpoint below and the
+    # picows driver (:mod:`openrealtime.server.picows_driver`) both call
+    # refuse(), open() and closed(), so the sessions, metrics, logs and
+    # observers are the same whichever carries the frames.
 
-    async def websocket(self, websocket: WebSocket) -> None:
-        """WebSocket ``/v1/realtime``: one Realtime session."""
-        settings = self.settings
-        subprotocols: list[str] = websocket.scope.get("subprotocols") or []
-        client = websocket.client
-        peer = f"{client.host}:{client.port}" if client else "-"
-        # §7: "GA checks auth and model *after* the 101 upgrade".
-        await websocket.accept(subprotocol=select_subprotocol(subprotocols))
-        outcome = await negotiate(
-            headers=websocket.headers,
-            query=websocket.query_params,
-            subprotocols=subprotocols,
-            settings=settings,
-            secrets=self.secrets,
+    def refuse(self, outcome: Rejected, peer: str) -> bytes:
+        """Count and log a refused connection; return its ``error`` frame.
+
+        The adapter sends the frame, then closes with ``outcome.code`` and
+        ``outcome.reason`` ("marked only by a server CLOSE sent in the same
+        millisecond", WIRE_RULES §1).
+        """
+        metrics = self.metrics
+        metrics.rejected_total[outcome.reason] += 1
+        metrics.count_error(outcome.error.code)
+        metrics.events_out["error"] += 1
+        logger.info(
+            "connection from %s refused (code %s, %s)",
+            peer,
+            outcome.code,
+            outcome.reason,
         )
-        if isinstance(outcome, Rejected):
-            await self._refuse(websocket, outcome, peer)
-            return
+        return error_frame(outcome.error, self._ids, time.time())
 
+    def open(
+        self,
+        outcome: Accepted,
+        peer: str,
+        *,
+        send_text: Callable[[bytes], Awaitable[None]] | None = None,
+        close: Callable[[int, str], Awaitable[None]] | None = None,
+        write: Callable[[bytes], None] | None = None,
+        write_close: Callable[[int, str], None] | None = None,
+    ) -> Connection:
+        """Open the session of an accepted connection and its driver.
+
+        Give the transport as :class:`Connection` takes it (awaitable
+        ``send_text``/``close`` or synchronous ``write``/``write_close``).
+        The caller starts the connection and calls :meth:`closed` at the end.
+        """
+        settings = self.settings
         session = Session(
             kind=outcome.kind,
             model=outcome.model,
@@ -167,19 +192,13 @@ class RealtimeServer:
             initial=outcome.initial,
             scorer_factory=settings.scorer_factory,
         )
-        session_id = session.config.id
-
-        async def send_text(data: bytes) -> None:
-            await websocket.send({"type": "websocket.send", "text": data.decode()})
-
-        async def close(code: int, reason: str) -> None:
-            await websocket.close(code, reason)
-
         on_event = self.observer(session) if self.observer is not None else None
         connection = Connection(
             session,
             send_text=send_text,
             close=close,
+            write=write,
+            write_close=write_close,
             responder=settings.responder(),
             transcriber=settings.transcriber,
             metrics=self.metrics,
@@ -191,53 +210,29 @@ class RealtimeServer:
         metrics.sessions_total += 1
         logger.info(
             "%s: %s session opened (%s) from %s",
-            session_id,
+            session.config.id,
             outcome.kind,
             outcome.model or "transcription",
             peer,
         )
-        maximum = settings.max_frame_bytes
-        try:
-            connection.start()
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    connection.disconnected(
-                        message.get("code", 1005), message.get("reason") or ""
-                    )
-                    break
-                text = message.get("text")
-                if text is not None:
-                    size = _size(text) if len(text) > maximum // 4 else len(text)
-                    if size > maximum:
-                        self._fail_too_large(connection, size)
-                    else:
-                        connection.receive_text(text)
-                else:
-                    data: bytes = message.get("bytes") or b""
-                    if len(data) > maximum:
-                        self._fail_too_large(connection, len(data))
-                    else:
-                        connection.receive_binary(data)
-                await connection.drain()
-        except Exception:
-            logger.exception("%s: connection failed", session_id)
-            connection.disconnected(1011, "")
-        finally:
-            await connection.aclose()
-            metrics.open_connections -= 1
-            logger.info(
-                "%s: session closed (code %s%s)",
-                session_id,
-                connection.close_code,
-                f", {connection.close_reason}" if connection.close_reason else "",
-            )
-            # An observer may want the end too (the inspector shows the code).
-            closed = getattr(on_event, "closed", None)
-            if closed is not None:
-                closed(connection.close_code, connection.close_reason)
+        return connection
 
-    def _fail_too_large(self, connection: Connection, size: int) -> None:
+    def closed(self, connection: Connection) -> None:
+        """A session opened by :meth:`open` ended (after ``aclose()``)."""
+        self.metrics.open_connections -= 1
+        logger.info(
+            "%s: session closed (code %s%s)",
+            connection.session.config.id,
+            connection.close_code,
+            f", {connection.close_reason}" if connection.close_reason else "",
+        )
+        # An observer may want the end too (the inspector shows the code).
+        closed = getattr(connection.observer, "closed", None)
+        if closed is not None:
+            closed(connection.close_code, connection.close_reason)
+
+    def fail_too_large(self, connection: Connection, size: int) -> None:
+        """A client frame over ``max_frame_bytes``: an error, then close 1009."""
         error = _too_large(size, self.settings.max_frame_bytes)
         connection.fail(
             error_frame(error, self._ids, time.time()),
@@ -245,21 +240,98 @@ class RealtimeServer:
             close_reason(error),
         )
 
-    async def _refuse(self, websocket: WebSocket, outcome: Rejected, peer: str) -> None:
-        self.metrics.rejected_total[outcome.reason] += 1
-        self.metrics.count_error(outcome.error.code)
-        self.metrics.events_out["error"] += 1
-        frame = error_frame(outcome.error, self._ids, time.time())
-        # §1: the fatal errors are "marked only by a server CLOSE sent in the
-        # same millisecond".
-        await websocket.send({"type": "websocket.send", "text": frame.decode()})
-        await websocket.close(outcome.code, outcome.reason)
-        logger.info(
-            "connection from %s refused (code %s, %s)",
-            peer,
-            outcome.code,
-            outcome.reason,
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """WebSocket ``/v1/realtime`` (raw ASGI): one Realtime session.
+
+        Raw ``receive``/``send`` rather than Starlette's ``WebSocket``: the
+        per-frame loop is the hot path, and the wrapper's state checks and
+        extra awaits cost more than the rest of the ASGI step.
+        """
+        message = await receive()
+        if message["type"] != "websocket.connect":  # pragma: no cover
+            return
+        subprotocols: list[str] = scope.get("subprotocols") or []
+        client = scope.get("client")
+        peer = f"{client[0]}:{client[1]}" if client else "-"
+        # §7: "GA checks auth and model *after* the 101 upgrade".
+        await send(
+            {
+                "type": "websocket.accept",
+                "subprotocol": select_subprotocol(subprotocols),
+                "headers": [],
+            }
         )
+        outcome = await negotiate(
+            headers=Headers(scope=scope),
+            query=QueryParams(scope.get("query_string", b"")),
+            subprotocols=subprotocols,
+            settings=self.settings,
+            secrets=self.secrets,
+        )
+        if isinstance(outcome, Rejected):
+            frame = self.refuse(outcome, peer)
+            await send({"type": "websocket.send", "text": frame.decode()})
+            await send(
+                {
+                    "type": "websocket.close",
+                    "code": outcome.code,
+                    "reason": outcome.reason,
+                }
+            )
+            return
+
+        async def send_text(data: bytes) -> None:
+            await send({"type": "websocket.send", "text": data.decode()})
+
+        async def close(code: int, reason: str) -> None:
+            await send({"type": "websocket.close", "code": code, "reason": reason})
+
+        connection = self.open(outcome, peer, send_text=send_text, close=close)
+        maximum = self.settings.max_frame_bytes
+        quarter = maximum // 4
+        try:
+            connection.start()
+            while True:
+                message = await receive()
+                text = message.get("text")
+                if text is not None:
+                    size = _size(text) if len(text) > quarter else len(text)
+                    if size <= maximum:
+                        await connection.feed_text(text)
+                        continue
+                    self.fail_too_large(connection, size)
+                elif message["type"] == "websocket.disconnect":
+                    connection.disconnected(
+                        message.get("code", 1005), message.get("reason") or ""
+                    )
+                    break
+                else:
+                    data: bytes = message.get("bytes") or b""
+                    if len(data) > maximum:
+                        self.fail_too_large(connection, len(data))
+                    else:
+                        connection.receive_binary(data)
+                await connection.flush()
+        except Exception:
+            logger.exception("%s: connection failed", connection.session.config.id)
+            connection.disconnected(1011, "")
+        finally:
+            await connection.aclose()
+            self.closed(connection)
+
+
+class _RawEndpoint:
+    """A raw ASGI endpoint: Starlette wraps functions and methods in its
+    ``WebSocket`` session, but passes other callables ``scope, receive,
+    send`` as they are."""
+
+    __slots__ = ("_app",)
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
 
 
 def _check_defaults(settings: Settings) -> None:

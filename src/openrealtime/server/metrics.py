@@ -22,6 +22,8 @@ _CLIENT_TYPES = frozenset(CLIENT_EVENT_TYPES)
 _HEAD = 256
 _TYPE_RE = re.compile(r'"type"\s*:\s*"([a-z_.]{1,64})"')
 _SERVER_PREFIX = b'{"type":"'
+#: Where a type that starts at offset 9 must have ended (the longest is < 64).
+_TYPE_END = 9 + 65
 
 
 class _ErrorCode(msgspec.Struct):
@@ -42,6 +44,16 @@ def client_event_type(data: str | bytes) -> str:
     and a 15 MiB audio append is not scanned. Anything that is not a GA client
     event type is ``"other"``.
     """
+    # The fast path: '{"type":"<type>"' as every SDK writes it.
+    if isinstance(data, str):
+        if data.startswith('{"type":"'):
+            end = data.find('"', 9, _TYPE_END)
+            if end > 0 and (event_type := data[9:end]) in _CLIENT_TYPES:
+                return event_type
+    elif data.startswith(_SERVER_PREFIX):
+        end = data.find(b'"', 9, _TYPE_END)
+        if end > 0 and (event_type := data[9:end].decode("latin-1")) in _CLIENT_TYPES:
+            return event_type
     head = data[:_HEAD]
     text = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
     match = _TYPE_RE.search(text)
