@@ -34,7 +34,15 @@ from openrealtime.server.settings import (
 from openrealtime.tools.commands import add_commands as add_tool_commands
 
 
-__all__ = ["build_parser", "build_settings", "main", "settings_env"]
+__all__ = ["DRIVERS", "build_parser", "build_settings", "main", "settings_env"]
+
+#: Transport drivers of ``serve``, the default first.
+DRIVERS = ("picows", "asgi")
+#: The uvicorn HTTP protocol of each driver (an import string: workers too).
+_HTTP_PROTOCOLS = {
+    "picows": "openrealtime.server.picows_driver:RealtimeProtocol",
+    "asgi": "httptools",
+}
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -114,6 +122,13 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
         metavar="URL",
         help="keep ephemeral keys in Redis, shared by every worker and machine "
         "(needs the redis extra)",
+    )
+    serve.add_argument(
+        "--driver",
+        choices=DRIVERS,
+        help="WebSocket transport: picows (default: /v1/realtime on picows, "
+        "REST and the inspector on the ASGI app, one port) or asgi (the "
+        "ASGI app alone); also OPENREALTIME_DRIVER",
     )
     pipeline.add_arguments(serve)
     inspector.add_arguments(serve)
@@ -209,12 +224,18 @@ def _serve(args: argparse.Namespace) -> int:
     from openrealtime.server.app import AUTH_WARNED_ENV, create_app
 
     settings = build_settings(args)
+    driver = args.driver or os.environ.get("OPENREALTIME_DRIVER") or DRIVERS[0]
+    if driver not in DRIVERS:
+        raise ConfigurationError(
+            f"OPENREALTIME_DRIVER must be one of {', '.join(DRIVERS)}, not {driver!r}"
+        )
     options: dict[str, Any] = dict(
         host=settings.host,
         port=settings.port,
-        # The fast stack: uvloop, httptools, websockets' Sans-I/O protocol.
+        # The fast stack: uvloop; picows for /v1/realtime (the default), and
+        # httptools with websockets' Sans-I/O protocol for the ASGI app.
         loop="uvloop",
-        http="httptools",
+        http=_HTTP_PROTOCOLS[driver],
         ws="websockets-sansio",
         ws_max_size=settings.transport_max_bytes,
         # §7: "the server sends a PING every ~20.3 s".
