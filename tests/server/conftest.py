@@ -1,9 +1,11 @@
 """A real server on a loopback port, for the tests that use real clients.
 
 The ``server`` fixture is parametrized over transport *drivers*: ``asgi`` is
-the Starlette app on uvicorn's fast stack (the one ``openrealtime serve``
-runs). Another adapter adds its name to :data:`DRIVERS` and a branch to
-:func:`running_server`.
+the Starlette app alone on uvicorn's fast stack (httptools, websockets'
+Sans-I/O protocol); ``picows`` is what ``openrealtime serve`` runs, uvicorn
+with :class:`~openrealtime.server.picows_driver.RealtimeProtocol` (realtime
+WebSockets on picows, the rest on the same ASGI app). Another adapter adds
+its name to :data:`DRIVERS` and a branch to :func:`running_server`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 import uvicorn
 
 from openrealtime.server import SecretStore, Settings, create_app
+from openrealtime.server.picows_driver import RealtimeProtocol
 
 
 __all__ = ["API_KEY", "DRIVERS", "LiveServer", "running_server"]
@@ -28,7 +31,7 @@ __all__ = ["API_KEY", "DRIVERS", "LiveServer", "running_server"]
 #: The API key of the ``server`` fixture.
 API_KEY = "sk-test-0123456789abcdefghij"
 #: Transport adapters the server tests run against.
-DRIVERS = ["asgi"]
+DRIVERS = ["asgi", "picows"]
 #: Upper bound for waiting on a server thread (start or stop), in seconds.
 _WAIT = 10.0
 
@@ -64,9 +67,19 @@ def running_server(
     driver: str = "asgi",
     *,
     secrets: SecretStore | None = None,
+    protocol: type[RealtimeProtocol] = RealtimeProtocol,
+    ping_timeout: float = 20.0,
 ) -> Iterator[LiveServer]:
-    """Run a server with ``settings`` in a thread until the block ends."""
-    if driver != "asgi":  # pragma: no cover - the place to add adapters
+    """Run a server with ``settings`` in a thread until the block ends.
+
+    ``protocol`` is the picows driver's class (a subclass changes its limits);
+    ``ping_timeout`` is uvicorn's ``ws_ping_timeout`` (both drivers).
+    """
+    if driver == "asgi":
+        http: Any = "httptools"
+    elif driver == "picows":
+        http = protocol
+    else:  # pragma: no cover - the place to add adapters
         raise ValueError(f"unknown driver {driver!r}")
     app = create_app(settings, secrets=secrets, warn_no_auth=False)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -76,10 +89,11 @@ def running_server(
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        http=http,
         ws="websockets-sansio",
         ws_max_size=settings.transport_max_bytes,
         ws_ping_interval=settings.ping_interval,
+        ws_ping_timeout=ping_timeout,
         log_config=None,
         lifespan="off",
     )
@@ -106,6 +120,13 @@ def server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
     """A server that requires :data:`API_KEY`, one per module and driver."""
     with running_server(Settings(api_keys=(API_KEY,)), request.param) as live:
         yield live
+
+
+@pytest.fixture(params=DRIVERS)
+def driver(request: pytest.FixtureRequest) -> str:
+    """Each transport driver, for tests that start servers of their own."""
+    name: str = request.param
+    return name
 
 
 @pytest.fixture(scope="module", params=DRIVERS)

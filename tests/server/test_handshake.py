@@ -181,11 +181,11 @@ async def test_invalid_model(server: LiveServer) -> None:
     assert (code, reason) == (4000, "invalid_request_error.invalid_model")
 
 
-async def test_expired_ephemeral_key() -> None:
+async def test_expired_ephemeral_key(driver: str) -> None:
     """An ek_ key past its expires_after is refused like an unknown one."""
     now = [1_000_000.0]
     secrets = MemorySecretStore(clock=lambda: now[0])
-    with running_server(Settings(), secrets=secrets) as live:
+    with running_server(Settings(), driver, secrets=secrets) as live:
         async with httpx.AsyncClient() as http:
             response = await http.post(
                 f"{live.http}/v1/realtime/client_secrets",
@@ -244,9 +244,9 @@ async def test_transcription_intent_needs_no_model(server: LiveServer) -> None:
     assert event["session"]["object"] == "realtime.transcription_session"
 
 
-async def test_short_path_and_any_model() -> None:
+async def test_short_path_and_any_model(driver: str) -> None:
     """/realtime works too; ``*`` in allowed_models allows any model."""
-    with running_server(Settings(allowed_models=("*",))) as live:
+    with running_server(Settings(allowed_models=("*",)), driver) as live:
         async with connect(live.ws_url("/realtime", model="my-local-model")) as ws:
             event = await recv_json(ws)
     assert event["session"]["model"] == "my-local-model"
@@ -296,11 +296,11 @@ async def test_client_errors_keep_the_socket_open(server: LiveServer) -> None:
     assert closed.value.rcvd.code == 1000
 
 
-async def test_frame_too_large() -> None:
+async def test_frame_too_large(driver: str) -> None:
     """A frame over max_frame_bytes: an error event, then close 1009."""
     audio = base64.b64encode(bytes(1200)).decode()
     frame = json.dumps({"type": "input_audio_buffer.append", "audio": audio})
-    with running_server(Settings(max_frame_bytes=1024)) as live:
+    with running_server(Settings(max_frame_bytes=1024), driver) as live:
         async with connect(live.ws_url(model="gpt-realtime")) as ws:
             await recv_until(ws, "session.created")
             await ws.send(frame)
@@ -318,11 +318,11 @@ async def test_frame_too_large() -> None:
     assert closed.value.rcvd.reason == "invalid_request_error.message_too_large"
 
 
-async def test_frame_over_transport_limit() -> None:
+async def test_frame_over_transport_limit(driver: str) -> None:
     """Past twice max_frame_bytes the transport itself closes with 1009."""
     audio = base64.b64encode(bytes(3000)).decode()
     frame = json.dumps({"type": "input_audio_buffer.append", "audio": audio})
-    with running_server(Settings(max_frame_bytes=1024)) as live:
+    with running_server(Settings(max_frame_bytes=1024), driver) as live:
         async with connect(live.ws_url(model="gpt-realtime")) as ws:
             await recv_until(ws, "session.created")
             await ws.send(frame)

@@ -26,7 +26,7 @@ from openrealtime.ids import CountingIds
 from openrealtime.server import Settings, create_app
 from openrealtime.server.inspector import COOKIE, Inspector
 from openrealtime.session import Session
-from tests.server.conftest import API_KEY, LiveServer, running_server
+from tests.server.conftest import API_KEY, DRIVERS, LiveServer, running_server
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -43,11 +43,11 @@ CHROMIUM_ARGS = [
 MAX_EVENTS = 200
 
 
-@pytest.fixture(scope="module")
-def inspected() -> Iterator[LiveServer]:
-    """A server with the inspector on and authentication on."""
+@pytest.fixture(scope="module", params=DRIVERS)
+def inspected(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """A server with the inspector on and authentication on (each driver)."""
     settings = Settings(api_keys=(API_KEY,), inspector=True, inspector_events=50)
-    with running_server(settings) as live:
+    with running_server(settings, request.param) as live:
         yield live
 
 
@@ -190,9 +190,9 @@ async def test_audio_deltas_collapse_into_one_entry(inspected: LiveServer) -> No
     assert audio["dir"] == "<" and "event" not in audio
 
 
-async def test_registry_is_bounded() -> None:
+async def test_registry_is_bounded(driver: str) -> None:
     settings = Settings(inspector=True, inspector_sessions=2, inspector_events=3)
-    with running_server(settings) as live:
+    with running_server(settings, driver) as live:
         ids = []
         for _ in range(3):
             async with connect(ws_url(live), proxy=None) as ws:
