@@ -33,3 +33,6 @@ echo "== mypy --strict"
 .venv/bin/mypy
 echo "== pytest"
 .venv/bin/python -m pytest --cov=openrealtime --cov-report=term "$@"
+echo "== coverage gate: the sans-I/O core at 100 % branch coverage"
+.venv/bin/python -m coverage report --fail-under=100 --show-missing \
+    --include="src/openrealtime/models/*,src/openrealtime/codec.py,src/openrealtime/config.py,src/openrealtime/session.py,src/openrealtime/state.py,src/openrealtime/turns.py,src/openrealtime/ids.py,src/openrealtime/errors.py,src/openrealtime/exceptions.py,src/openrealtime/audio.py"

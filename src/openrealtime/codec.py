@@ -201,7 +201,7 @@ def _expected(t: mi.Type) -> str:
             return "null"
         case mi.UnionType():
             names: list[str] = []
-            for member in t.types:
+            for member in _members(t):
                 name = _expected(member)
                 if name not in names:
                     names.append(name)
@@ -342,7 +342,7 @@ def _explain_union(
     path: str,
     type_values: tuple[str, ...] | None,
 ) -> InvalidRequestError | None:
-    members = t.types
+    members = _members(t)
     if value is None:
         if any(isinstance(m, mi.NoneType) for m in members):
             return None
@@ -373,6 +373,17 @@ def _explain_union(
     if isinstance(value, float) and any(isinstance(m, mi.IntType) for m in members):
         return errors.invalid_type(path, _expected(t), "a decimal")
     return errors.invalid_type(path, _expected(t), _kind(value))
+
+
+def _members(t: mi.UnionType) -> list[mi.Type]:
+    """A union's members, with unions nested in ``Annotated`` metadata flattened."""
+    members: list[mi.Type] = []
+    for member in t.types:
+        if isinstance(member, mi.Metadata) and isinstance(member.type, mi.UnionType):
+            members.extend(_members(member.type))
+        else:
+            members.append(member)
+    return members
 
 
 def _accepts(t: mi.Type, value: Any) -> bool:
