@@ -26,36 +26,13 @@ from typing import Any
 
 import orjson
 
+from benchlib import SESSION_UPDATE
 from openrealtime.ids import RandomIds
 from openrealtime.session import Session
 
 
-UPDATE = orjson.dumps(
-    {
-        "type": "session.update",
-        "event_id": "evt_1",
-        "session": {
-            "type": "realtime",
-            "instructions": "You are a helpful assistant.",
-            "audio": {
-                "input": {"turn_detection": {"type": "server_vad", "threshold": 0.6}},
-                "output": {"voice": "marin"},
-            },
-            "tools": [
-                {
-                    "type": "function",
-                    "name": "get_weather",
-                    "description": "Get the weather",
-                    "parameters": {
-                        "type": "object",
-                        "properties": {"city": {"type": "string"}},
-                        "required": ["city"],
-                    },
-                }
-            ],
-        },
-    }
-)
+# The same payload as the server benchmarks: what a real client sends.
+UPDATE = orjson.dumps(SESSION_UPDATE)
 
 
 def ours() -> Callable[[bytes], bytes]:

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, get_args
 
 from hypothesis import given, settings, strategies as st
 
+from openrealtime.typing import Voice
 from tests.helpers import effective, new_session, update
 
 
-VOICES = [
-    "alloy",
-    "ash",
-    "ballad",
-    "coral",
-    "echo",
-    "sage",
-    "shimmer",
-    "verse",
-    "marin",
-    "cedar",
-]
+VOICES: list[str] = list(get_args(Voice))
 SERVER_KEYS = {
     "threshold",
     "prefix_padding_ms",
