@@ -110,3 +110,15 @@ def test_settings_env_carries_flags_to_workers() -> None:
     assert env["OPENREALTIME_VAD"] == "webrtc"
     assert env["OPENREALTIME_LLM_MODEL"] == "m"
     assert env["OPENREALTIME_SPEECH"] == "auto"
+
+
+def test_workers_keep_the_operators_variables() -> None:
+    """A variable set without a flag reaches workers as set, not as auto."""
+    from openrealtime.server import pipeline
+
+    env = pipeline.settings_env(args(), {"OPENREALTIME_VAD": "energy"})
+    assert env["OPENREALTIME_VAD"] == "energy"
+    assert env["OPENREALTIME_SPEECH"] == "auto"
+    assert pipeline.settings_overrides(args(), {"OPENREALTIME_VAD": "energy"}) == {
+        "pipeline": Pipeline(vad="energy", speech="auto", transcription="auto")
+    }

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -247,34 +248,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _cli_values(args: argparse.Namespace) -> dict[str, str | None]:
-    return {
-        "vad": getattr(args, "vad", None) or "auto",
-        "speech": getattr(args, "speech", None) or "auto",
-        "transcription": getattr(args, "transcription", None) or "auto",
-        "responder": getattr(args, "responder", None),
-        "fixtures": getattr(args, "fixtures", None),
-        "llm_base_url": getattr(args, "llm_base_url", None),
-        "llm_model": getattr(args, "llm_model", None),
-        "llm_api_key": getattr(args, "llm_api_key", None),
-    }
+#: The engines ``serve`` picks itself unless told: the best installed.
+_SERVE_AUTO = ("vad", "speech", "transcription")
+
+
+def _values(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
+    """Each pipeline field for ``serve``: the flag, else the variable, else auto."""
+    values: dict[str, str] = {}
+    for field, var in _ENV.items():
+        value = getattr(args, field, None) or environ.get(var)
+        if value is None and field in _SERVE_AUTO:
+            value = "auto"
+        if value is not None:
+            values[field] = value
+    return values
 
 
 def settings_overrides(
     args: argparse.Namespace, environ: Mapping[str, str]
 ) -> dict[str, object]:
-    """Settings fields for the flags (``auto`` unless an env var or flag says)."""
-    values = _cli_values(args)
-    for field, var in _ENV.items():  # an env var beats the CLI's "auto" default
-        if getattr(args, field, None) is None and environ.get(var):
-            values[field] = None
-    return {"pipeline": from_env(environ, **values)}
+    """Settings fields for the flags (``auto`` unless an env var or flag says).
+
+    Raises:
+        PipelineError: an invalid choice or a missing argument.
+    """
+    return {"pipeline": Pipeline(**_values(args, environ))}
 
 
-def settings_env(args: argparse.Namespace) -> dict[str, str]:
-    """``OPENREALTIME_*`` variables carrying the flags to worker processes."""
-    env: dict[str, str] = {}
-    for field, value in _cli_values(args).items():
-        if value is not None:
-            env[_ENV[field]] = value
-    return env
+def settings_env(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """``OPENREALTIME_*`` variables carrying the pipeline to worker processes.
+
+    They are resolved as :func:`settings_overrides` resolves them, so a
+    variable the operator set is carried, not replaced by ``auto``.
+    """
+    values = _values(args, os.environ if environ is None else environ)
+    return {_ENV[field]: value for field, value in values.items()}
