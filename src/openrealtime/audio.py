@@ -18,11 +18,13 @@ lookup tables built once at import: 256 entries to decode, 65536 entries
 from __future__ import annotations
 
 import math
-from typing import Final, Literal
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 import soxr  # type: ignore[import-untyped]
+
+from openrealtime.typing import AudioFormatType
 
 
 __all__ = [
@@ -44,8 +46,6 @@ __all__ = [
     "ulaw_decode",
     "ulaw_encode",
 ]
-
-AudioFormatType = Literal["audio/pcm", "audio/pcmu", "audio/pcma"]
 
 #: Every supported format with its sample rate in Hz.
 FORMATS: Final[dict[str, int]] = {
