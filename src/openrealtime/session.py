@@ -130,6 +130,7 @@ from openrealtime.models.session import (
     SemanticVad,
     ServerVad,
     SessionConfig,
+    SessionUpdate,
     Tool,
     ToolChoice,
     ToolChoiceFunction,
@@ -704,7 +705,7 @@ class Session:
 
     # --- session.update --------------------------------------------------------------
 
-    def _update_session(self, update: Any) -> None:
+    def _update_session(self, update: SessionUpdate) -> None:
         # All-or-nothing: apply_update returns a new config or raises, and the
         # old config stays in place on any error [WIRE 54, 86].
         before = self.config.audio.input
