@@ -213,7 +213,19 @@ def test_off_by_default_with_no_observer() -> None:
     assert app.state.inspector is None
     assert app.state.realtime.observer is None
     paths = {getattr(r, "path", "") for r in app.routes}
-    assert not any(p.startswith("/inspector") for p in paths)
+    assert [p for p in paths if p.startswith("/inspector")] == ["/inspector"]
+
+
+def test_off_says_how_to_turn_it_on() -> None:
+    """Without --inspector, /inspector is a 404 that names the flag."""
+    with running_server(Settings()) as live:
+        with httpx.Client() as client:
+            response = client.get(f"{live.http}/inspector")
+            assets = client.get(f"{live.http}/inspector/api/sessions")
+    assert response.status_code == 404
+    assert "--inspector" in response.text
+    assert "OPENREALTIME_INSPECTOR=1" in response.text
+    assert assets.status_code == 404
 
 
 def test_observer_passed_to_create_app_still_sees_frames() -> None:
