@@ -7,6 +7,7 @@ import asyncio
 import base64
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -23,7 +24,14 @@ from openrealtime.cli import main
 from openrealtime.server import Settings
 from openrealtime.tools.commands import parse_listen
 from openrealtime.tools.record import Recorder, upstream_url
-from openrealtime.tools.replay import load_transcript, replay
+from openrealtime.tools.normalize import Normalizer
+from openrealtime.tools.replay import (
+    IdAligner,
+    format_report,
+    load_transcript,
+    replay,
+    replay_session,
+)
 from openrealtime.tools.validate import read_events, read_frames, validate
 from tests.conformance.scenarios import SCENARIOS
 from tests.server.conftest import API_KEY, LiveServer, running_server
@@ -575,3 +583,76 @@ def test_replay_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     url = f"ws://127.0.0.1:{free_port()}/v1/realtime"
     assert main(["replay", str(TRANSCRIPT), "--against", url]) == 2
     assert "cannot connect" in capsys.readouterr().err
+
+
+def renumbered_transcript(drop_line: int) -> str:
+    """The echo transcript recorded from a server that did not send one event:
+    that line is gone and later event ids are numbered one lower, as ``record``
+    would have numbered them."""
+    lines = TRANSCRIPT.read_text().splitlines()
+    dropped = json.loads(lines[drop_line - 1])["event"]["event_id"]
+    gone = int(dropped.strip("<>").split("_")[1])
+
+    def shift(match: re.Match[str]) -> str:
+        n = int(match.group(1))
+        return f"<event_{n - 1 if n > gone else n}>"
+
+    kept = lines[: drop_line - 1] + lines[drop_line:]
+    return "\n".join(re.sub(r"<event_(\d+)>", shift, line) for line in kept)
+
+
+async def test_replay_aligns_renumbered_ids(echo_server: LiveServer) -> None:
+    """One extra event renumbers every later id; only the extra one is reported."""
+    transcript = load_transcript("t", renumbered_transcript(drop_line=7))
+    for report in (
+        await replay(transcript, echo_server.ws_url()),
+        await replay_session(transcript),
+    ):
+        assert [(d.kind, d.type) for d in report.differences] == [
+            ("extra", "conversation.item.done")
+        ], format_report(report)
+
+
+async def test_replay_still_reports_a_different_id(echo_server: LiveServer) -> None:
+    """An id that points at another object than recorded is a difference."""
+    text = renumbered_transcript(drop_line=7).replace(
+        '"type": "conversation.item.retrieve", "item_id": "<item_2>"',
+        '"type": "conversation.item.retrieve", "item_id": "<item_1>"',
+    )
+    assert '"item_id": "<item_1>"' in text
+    report = await replay(load_transcript("t", text), echo_server.ws_url())
+    retrieved = [
+        d for d in report.differences if d.type == "conversation.item.retrieved"
+    ]
+    (difference,) = retrieved
+    paths = {c.path: (c.old, c.new) for c in difference.changes}
+    assert paths["item.id"] == ("<item_2>", "<item_1>")
+
+
+def test_aligner_pairs_once_and_marks_collisions() -> None:
+    aligner = IdAligner()
+    aligner.learn(
+        {"event_id": "<event_1>", "x": ["<item_2>"]},
+        {"event_id": "<event_2>", "x": ["<item_1>"]},
+    )
+    # Already paired on either side: not paired again.
+    aligner.learn({"event_id": "<event_1>"}, {"event_id": "<event_3>"})
+    assert aligner.recorded_view({"a": "<event_2>", "b": "see <item_1>", "c": 3}) == {
+        "a": "<event_1>",
+        "b": "see <item_2>",
+        "c": 3,
+    }
+    # <event_1> is live-unpaired but means another event in the recording.
+    assert aligner.recorded_view(["<event_1>", "<event_9>"]) == [
+        "<live event_1>",
+        "<event_9>",
+    ]
+    normalizer = Normalizer()
+    normalizer.id("event_live", "event")  # the live run has seen <event_1>
+    assert aligner.live_view(
+        {"e": "<event_1>", "f": "<event_7>", "n": 1}, normalizer
+    ) == {
+        "e": "<event_2>",
+        "f": "<event_2>",  # fresh in the live numbering
+        "n": 1,
+    }
