@@ -23,8 +23,8 @@ from websockets.exceptions import InvalidStatus
 from openrealtime.cli import main
 from openrealtime.server import Settings
 from openrealtime.tools.commands import parse_listen
-from openrealtime.tools.record import Recorder, upstream_url
 from openrealtime.tools.normalize import Normalizer
+from openrealtime.tools.record import Recorder, upstream_url
 from openrealtime.tools.replay import (
     IdAligner,
     format_report,
