@@ -166,9 +166,9 @@ def main() -> None:
     parser.add_argument(
         "--wait",
         type=float,
-        default=15.0,
+        default=30.0,
         metavar="SECONDS",
-        help="how long to wait for the server to listen (default 15)",
+        help="how long to wait for the server to listen (default 30)",
     )
     args = parser.parse_args()
     if (args.question is None) == (args.say is None):
