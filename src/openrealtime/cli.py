@@ -6,6 +6,7 @@
     openrealtime validate FILE|- [--session]
     openrealtime record URL -o transcript.jsonl [--listen HOST:PORT]
     openrealtime replay transcript.jsonl --against URL
+    openrealtime [--version]               # alone: the help
 
 Each subcommand is a function that takes the parsed arguments and returns an
 exit code; :func:`build_parser` registers them, so a new one is a new

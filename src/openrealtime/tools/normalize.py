@@ -30,7 +30,7 @@ import re
 from typing import Any, Literal
 
 
-__all__ = ["PLACEHOLDER", "Normalizer", "audio_placeholder"]
+__all__ = ["Normalizer", "PLACEHOLDER", "audio_placeholder"]
 
 Direction = Literal["client", "server"]
 
