@@ -251,7 +251,9 @@ def _test_modules(source: str) -> set[Path]:
     """The files of the ``tests.*`` modules a source imports (bench borrows some)."""
     files = set()
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests."):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            "tests."
+        ):
             files.add(ROOT / (str(node.module).replace(".", "/") + ".py"))
     return files
 
