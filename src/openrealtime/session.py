@@ -1248,7 +1248,7 @@ class Session:
                 "invalid_value",
                 f"Audio content of {length}ms is already shorter than "
                 f"{event.audio_end_ms}ms",
-                "audio_end_ms",
+                None,  # as captured (pipecat-ai/pipecat#2106)
             )
         part = item.content[event.content_index]
         assert isinstance(part, OutputAudioPart)
