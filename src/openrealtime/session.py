@@ -1325,6 +1325,7 @@ class Session:
         record = self._audio.pop(item_id, None)
         if record is not None and record.data is not None:
             self._audio_bytes -= len(record.data)
+            record.data = None  # an item still streaming keeps no more
 
     # --- Responses -------------------------------------------------------------------
 

@@ -238,3 +238,31 @@ def test_workers_get_the_flags() -> None:
 
     args = build_parser().parse_args(["serve", "--pace", "0.5"])
     assert settings_env(args)["OPENREALTIME_PACE"] == "0.5"
+
+
+async def test_max_output_tokens_through_the_server(paced_server: LiveServer) -> None:
+    """The engine stops the (paced) responder: incomplete, usage at the limit."""
+    async with connect(paced_server.ws_url(model="gpt-realtime")) as ws:
+        await recv_json(ws)
+        await say(ws, LONG)
+        await ws.send(
+            json.dumps(
+                {"type": "response.create", "response": {"max_output_tokens": 9}}
+            )
+        )
+        done = await recv_until(ws, "response.done")
+        assert (await recv_json(ws))["type"] == "rate_limits.updated"
+        # The session goes on: the next response is whole.
+        await ws.send(
+            json.dumps(
+                {"type": "response.create", "response": {"output_modalities": ["text"]}}
+            )
+        )
+        after = await recv_until(ws, "response.done")
+    response = done["response"]
+    assert response["status_details"] == {
+        "type": "incomplete",
+        "reason": "max_output_tokens",
+    }
+    assert response["usage"]["output_tokens"] == 9
+    assert after["response"]["status"] == "completed"
