@@ -132,6 +132,25 @@ async def test_failed_response_says_why(caplog: pytest.LogCaptureFixture) -> Non
     assert f"127.0.0.1:{port}" in line.getMessage()
 
 
+async def test_debug_logs_the_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = Settings(
+        responder=lambda: ChatResponder(f"http://127.0.0.1:{port}/v1", "m"),
+        pace=0,
+        debug=True,
+    )
+    with running_server(settings) as live:
+        async with connect(live.ws_url(model="gpt-realtime")) as ws:
+            await recv_json(ws)
+            await say(ws, "Hello?")
+            await ws.send('{"type":"response.create"}')
+            await recv_until(ws, "response.done")
+    (line,) = [r for r in caplog.records if "responder failed" in r.getMessage()]
+    assert line.exc_info is not None
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [
