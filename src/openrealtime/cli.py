@@ -145,6 +145,25 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
         "REST and the inspector on the ASGI app, one port) or asgi (the "
         "ASGI app alone); also OPENREALTIME_DRIVER",
     )
+    serve.add_argument(
+        "--pace",
+        type=float,
+        metavar="N",
+        help="stream responders' audio at N times real time (default 1; 0: as "
+        "fast as possible)",
+    )
+    serve.add_argument(
+        "--rate-limit-requests",
+        type=int,
+        metavar="N",
+        help="the requests limit rate_limits.updated reports (per minute)",
+    )
+    serve.add_argument(
+        "--rate-limit-tokens",
+        type=int,
+        metavar="N",
+        help="the tokens limit rate_limits.updated reports (per minute)",
+    )
     pipeline.add_arguments(serve)
     inspector.add_arguments(serve)
     serve.set_defaults(run=_serve)
@@ -192,7 +211,23 @@ def build_settings(
         )
     except pipeline.PipelineError as exc:
         raise ConfigurationError(str(exc)) from None
-    return Settings.from_env(environ, **overrides)
+    env = dict(os.environ if environ is None else environ)
+    env.update(_engine_env(args))
+    return Settings.from_env(env, **overrides)
+
+
+def _engine_env(args: argparse.Namespace) -> dict[str, str]:
+    """The pace and rate limit flags, as the variables that carry them."""
+    env: dict[str, str] = {}
+    for flag, var in (
+        ("pace", "OPENREALTIME_PACE"),
+        ("rate_limit_requests", "OPENREALTIME_RATE_LIMIT_REQUESTS"),
+        ("rate_limit_tokens", "OPENREALTIME_RATE_LIMIT_TOKENS"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            env[var] = str(value)
+    return env
 
 
 def settings_env(args: argparse.Namespace) -> dict[str, str]:
@@ -216,6 +251,7 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["OPENREALTIME_REDIS_URL"] = args.redis_url
     env.update(inspector.settings_env(args))
     env.update(pipeline.settings_env(args))
+    env.update(_engine_env(args))
     return env
 
 

@@ -54,7 +54,7 @@ async def test_shipped_question_gets_the_weather(tmp_path: Path) -> None:
     function call is answered: the spoken reply is the weather in Paris."""
     example = load_example()
     reply = tmp_path / "reply.wav"
-    with running_server(Settings(pipeline=DEMO)) as live:
+    with running_server(Settings(pipeline=DEMO, pace=0)) as live:
         transcript = await example.talk(str(QUESTION), str(reply), live.ws_base)
     assert transcript == ANSWER
     with wave.open(str(reply), "rb") as wav:
@@ -65,7 +65,7 @@ async def test_shipped_question_gets_the_weather(tmp_path: Path) -> None:
 def test_say_speaks_the_question_with_the_server_voice(tmp_path: Path) -> None:
     """``--say TEXT`` and a 22.05 kHz stereo WAV both work from the command line."""
     reply = tmp_path / "reply.wav"
-    with running_server(Settings(pipeline=DEMO)) as live:
+    with running_server(Settings(pipeline=DEMO, pace=0)) as live:
         said = subprocess.run(
             [sys.executable, str(EXAMPLE), "--say", "What is the weather in Paris?"]
             + [str(reply), "--url", live.ws_base],

@@ -135,6 +135,16 @@ def _int(name: str, value: str, minimum: int) -> int:
     return number
 
 
+def _float(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, not {value!r}") from None
+    if not number >= 0:
+        raise ConfigurationError(f"{name} must be at least 0, not {value}")
+    return number
+
+
 def _list(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
@@ -175,6 +185,10 @@ class Settings:
             and machine) instead of this process's memory.
         scorer_factory: makes the turn detection scorer of each session for
             an input rate (``None``: the engine's energy detector).
+        pace: how fast responders' audio streams, as a multiple of real time
+            (``1``: real time, the default, so clients can cancel, truncate
+            and barge in; ``0``: as fast as possible). A scripted fixture's
+            ``pace`` overrides it.
     """
 
     host: str = "127.0.0.1"
@@ -196,6 +210,7 @@ class Settings:
     pipeline: Pipeline | None = None
     redis_url: str | None = None
     scorer_factory: Callable[[int], FrameScorer] | None = None
+    pace: float = 1.0
 
     def __post_init__(self) -> None:
         if self.pipeline is not None:
@@ -212,6 +227,8 @@ class Settings:
             raise ConfigurationError(f"unknown log level {self.log_level!r}")
         if self.max_frame_bytes < 1024:
             raise ConfigurationError("max_frame_bytes must be at least 1024")
+        if self.pace < 0:
+            raise ConfigurationError(f"pace must be at least 0, not {self.pace}")
         if self.inspector_sessions < 1 or self.inspector_events < 1:
             raise ConfigurationError(
                 "inspector_sessions and inspector_events must be at least 1"
@@ -265,7 +282,10 @@ class Settings:
         (seconds, ``0`` turns pings off), the voice pipeline's variables
         (:mod:`openrealtime.server.pipeline`), ``OPENREALTIME_LOG_LEVEL``,
         ``OPENREALTIME_DEBUG``, ``OPENREALTIME_REDIS_URL``, ``OPENREALTIME_INSPECTOR``,
-        ``OPENREALTIME_INSPECTOR_SESSIONS``, ``OPENREALTIME_INSPECTOR_EVENTS``.
+        ``OPENREALTIME_INSPECTOR_SESSIONS``, ``OPENREALTIME_INSPECTOR_EVENTS``,
+        ``OPENREALTIME_PACE`` (multiple of real time), and the limits that
+        ``rate_limits.updated`` reports, ``OPENREALTIME_RATE_LIMIT_REQUESTS``
+        and ``OPENREALTIME_RATE_LIMIT_TOKENS`` (per minute).
         Keyword arguments override both.
 
         Raises:
@@ -312,5 +332,20 @@ class Settings:
         ):
             if number := env.get(name):
                 values[key] = _int(name, number, 1)
+        if pace := env.get("OPENREALTIME_PACE"):
+            values["pace"] = _float("OPENREALTIME_PACE", pace)
+        rate_limits: dict[str, int] = {}
+        for name, key in (
+            ("OPENREALTIME_RATE_LIMIT_REQUESTS", "rate_limit_requests"),
+            ("OPENREALTIME_RATE_LIMIT_TOKENS", "rate_limit_tokens"),
+        ):
+            if number := env.get(name):
+                rate_limits[key] = _int(name, number, 0)
+        if rate_limits:
+            # Over the limits given as an argument, if any.
+            base = overrides.pop("limits", None)
+            values["limits"] = dataclasses.replace(
+                base if isinstance(base, Limits) else Limits(), **rate_limits
+            )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
