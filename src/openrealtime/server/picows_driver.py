@@ -117,6 +117,22 @@ _PICOWS_LOG = logging.LoggerAdapter(logging.getLogger("picows.server"), {})
 
 _HEAD_END = b"\r\n\r\n"
 
+#: The largest payload picows 2.x copies into a frame of its own in
+#: ``WSTransport.send`` (server side); above it, its header is a view of a
+#: reused buffer (see :meth:`_Session._write`).
+_COPIED_BY_PICOWS = 8192
+_FIN_TEXT = 0x80 | 0x1
+_HEADER_16 = struct.Struct("!BBH")
+_HEADER_64 = struct.Struct("!BBQ")
+
+
+def _text_header(size: int) -> bytes:
+    """The header of an unmasked (server) final text frame of ``size`` bytes,
+    RFC 6455 §5.2, for sizes above 125."""
+    if size < 65536:
+        return _HEADER_16.pack(_FIN_TEXT, 126, size)
+    return _HEADER_64.pack(_FIN_TEXT, 127, size)
+
 
 class _Driver:
     """What the connections of one uvicorn ``Config`` share."""
@@ -514,7 +530,7 @@ class _Session(WSListener):
             return
         if isinstance(outcome, Rejected):
             self._pending = None
-            self._ws.send(TEXT, server.refuse(outcome, self.peer))
+            self._write(server.refuse(outcome, self.peer))
             self._send_close(outcome.code, outcome.reason)
             self._tcp.resume_reading()  # for the client's close frame
             return
@@ -599,7 +615,16 @@ class _Session(WSListener):
     def _write(self, data: bytes) -> None:
         ws = self._ws
         assert ws is not None
-        ws.send(TEXT, data)
+        if len(data) <= _COPIED_BY_PICOWS:
+            # picows copies it into a frame of its own (or sends it at once).
+            ws.send(TEXT, data)
+        elif not (ws.is_close_frame_sent or ws.is_disconnected):
+            # Larger ones picows would write as ``writelines([header, data])``
+            # with ``header`` a view of a buffer it reuses for the next frame;
+            # uvloop keeps that view while the socket is backed up, so the
+            # frame would go out under the next frame's header (issue 14,
+            # docs/upstream/picows-reuse.md). Frame it here, in bytes we own.
+            self._tcp.writelines((_text_header(len(data)), data))
         if self._write_paused and (
             self._tcp.get_write_buffer_size() > self._cls.max_write_buffer
         ):
