@@ -130,6 +130,19 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
         "REST and the inspector on the ASGI app, one port) or asgi (the "
         "ASGI app alone); also OPENREALTIME_DRIVER",
     )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        metavar="N",
+        help="largest HTTP request body, checked before the API key "
+        "(default 16 MiB; 413 above it)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="time a request may take to send its body (default 30; 408 after)",
+    )
     pipeline.add_arguments(serve)
     inspector.add_arguments(serve)
     serve.set_defaults(run=_serve)
@@ -168,6 +181,10 @@ def build_settings(
         overrides["workers"] = args.workers
     if args.redis_url is not None:
         overrides["redis_url"] = args.redis_url
+    if args.max_body_bytes is not None:
+        overrides["max_body_bytes"] = args.max_body_bytes
+    if args.body_timeout is not None:
+        overrides["body_timeout"] = args.body_timeout
     overrides.update(inspector.settings_overrides(args))
     try:
         overrides.update(
@@ -199,6 +216,10 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["OPENREALTIME_DEBUG"] = "1"
     if args.redis_url is not None:
         env["OPENREALTIME_REDIS_URL"] = args.redis_url
+    if args.max_body_bytes is not None:
+        env["OPENREALTIME_MAX_BODY_BYTES"] = str(args.max_body_bytes)
+    if args.body_timeout is not None:
+        env["OPENREALTIME_BODY_TIMEOUT"] = str(args.body_timeout)
     env.update(inspector.settings_env(args))
     env.update(pipeline.settings_env(args))
     return env

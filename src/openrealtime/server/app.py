@@ -24,6 +24,7 @@ from typing import Literal
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, QueryParams
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -33,6 +34,7 @@ from openrealtime.config import SessionKind, default_config
 from openrealtime.exceptions import InvalidRequestError, ProtocolError
 from openrealtime.ids import RandomIds
 from openrealtime.server.connection import Connection, EventObserver
+from openrealtime.server.guard import Guard
 from openrealtime.server.handshake import (
     Accepted,
     Rejected,
@@ -43,7 +45,7 @@ from openrealtime.server.handshake import (
 )
 from openrealtime.server.inspector import Inspector
 from openrealtime.server.metrics import Metrics
-from openrealtime.server.rest import create_client_secret
+from openrealtime.server.rest import authorize, create_client_secret
 from openrealtime.server.secrets import SecretStore
 from openrealtime.server.settings import ConfigurationError, Settings
 from openrealtime.session import Session
@@ -127,6 +129,10 @@ class RealtimeServer:
 
     async def client_secrets(self, request: Request) -> Response:
         """``POST /v1/realtime/client_secrets``: mint an ephemeral key."""
+        # The key first: a request without one never has its body read.
+        denied = authorize(request.headers, self.settings)
+        if denied is not None:
+            return Response(denied.body, denied.status, media_type=denied.content_type)
         body = await request.body()
         result = await create_client_secret(
             body,
@@ -432,7 +438,12 @@ def create_app(
     routes = server.routes()
     if inspector is not None:
         routes += inspector.routes()
-    app = Starlette(routes=routes)
+    guard = Middleware(
+        Guard,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
+    )
+    app = Starlette(routes=routes, middleware=[guard])
     app.state.realtime = server
     app.state.inspector = inspector
     return app

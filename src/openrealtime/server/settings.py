@@ -135,6 +135,16 @@ def _int(name: str, value: str, minimum: int) -> int:
     return number
 
 
+def _seconds(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, not {value!r}") from None
+    if not number > 0:
+        raise ConfigurationError(f"{name} must be more than 0, not {value}")
+    return number
+
+
 def _list(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
@@ -175,6 +185,9 @@ class Settings:
             and machine) instead of this process's memory.
         scorer_factory: makes the turn detection scorer of each session for
             an input rate (``None``: the engine's energy detector).
+        max_body_bytes: largest HTTP request body (413 above it), checked
+            before the API key (:mod:`openrealtime.server.guard`).
+        body_timeout: seconds a request may take to send its body (408).
     """
 
     host: str = "127.0.0.1"
@@ -196,6 +209,8 @@ class Settings:
     pipeline: Pipeline | None = None
     redis_url: str | None = None
     scorer_factory: Callable[[int], FrameScorer] | None = None
+    max_body_bytes: int = 16 * 1024 * 1024
+    body_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if self.pipeline is not None:
@@ -208,6 +223,10 @@ class Settings:
             raise ConfigurationError(f"unknown log level {self.log_level!r}")
         if self.max_frame_bytes < 1024:
             raise ConfigurationError("max_frame_bytes must be at least 1024")
+        if self.max_body_bytes < 1024:
+            raise ConfigurationError("max_body_bytes must be at least 1024")
+        if not self.body_timeout > 0:
+            raise ConfigurationError("body_timeout must be more than 0 seconds")
         if self.inspector_sessions < 1 or self.inspector_events < 1:
             raise ConfigurationError(
                 "inspector_sessions and inspector_events must be at least 1"
@@ -261,7 +280,8 @@ class Settings:
         (seconds, ``0`` turns pings off), the voice pipeline's variables
         (:mod:`openrealtime.server.pipeline`), ``OPENREALTIME_LOG_LEVEL``,
         ``OPENREALTIME_DEBUG``, ``OPENREALTIME_REDIS_URL``, ``OPENREALTIME_INSPECTOR``,
-        ``OPENREALTIME_INSPECTOR_SESSIONS``, ``OPENREALTIME_INSPECTOR_EVENTS``.
+        ``OPENREALTIME_INSPECTOR_SESSIONS``, ``OPENREALTIME_INSPECTOR_EVENTS``,
+        ``OPENREALTIME_MAX_BODY_BYTES``, ``OPENREALTIME_BODY_TIMEOUT`` (seconds).
         Keyword arguments override both.
 
         Raises:
@@ -308,5 +328,9 @@ class Settings:
         ):
             if number := env.get(name):
                 values[key] = _int(name, number, 1)
+        if size := env.get("OPENREALTIME_MAX_BODY_BYTES"):
+            values["max_body_bytes"] = _int("OPENREALTIME_MAX_BODY_BYTES", size, 1024)
+        if timeout := env.get("OPENREALTIME_BODY_TIMEOUT"):
+            values["body_timeout"] = _seconds("OPENREALTIME_BODY_TIMEOUT", timeout)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
