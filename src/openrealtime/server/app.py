@@ -235,7 +235,10 @@ class RealtimeServer:
         # An observer may want the end too (the inspector shows the code).
         closed = getattr(connection.observer, "closed", None)
         if closed is not None:
-            closed(connection.close_code, connection.close_reason)
+            try:
+                closed(connection.close_code, connection.close_reason)
+            except Exception:
+                logger.warning("observer's closed() failed", exc_info=True)
 
     def fail_too_large(self, connection: Connection, size: int) -> None:
         """A client frame over ``max_frame_bytes``: an error, then close 1009."""

@@ -174,6 +174,7 @@ class SessionRecord:
         self._seq = 0
         self._pending: dict[str, Any] | None = None
         self._subscribers: set[_Subscriber] = set()
+        self._failed = False
 
     @property
     def live(self) -> bool:
@@ -183,7 +184,20 @@ class SessionRecord:
     # --- The observer ----------------------------------------------------------------
 
     def __call__(self, direction: Direction, data: bytes) -> None:
-        """Record one frame (called by the connection driver, in order)."""
+        """Record one frame (called by the connection driver, in order).
+
+        It never raises: what it cannot show is logged once per session.
+        """
+        try:
+            self._record(direction, data)
+        except Exception:
+            if not self._failed:
+                self._failed = True
+                logger.warning(
+                    "%s: the inspector could not record a frame", self.id, exc_info=True
+                )
+
+    def _record(self, direction: Direction, data: bytes) -> None:
         self.counts[direction] += 1
         now = self._clock()
         if direction == "<":
@@ -193,12 +207,11 @@ class SessionRecord:
         if kind in AUDIO_EVENTS:
             self._audio(direction, kind, data, now)
             return
-        event: Any
-        try:
-            event = json.loads(data)
-        except ValueError:
-            event = None
-        if isinstance(event, dict) and isinstance(event.get("type"), str):
+        event = _parse(data)
+        if event is _TOO_DEEP:
+            kind = "(nested too deeply)"
+            event = {"text": data[:2000].decode("utf-8", "replace")}
+        elif isinstance(event, dict) and isinstance(event.get("type"), str):
             kind = event["type"]
         elif event is not None:
             kind = "(not an event)"
@@ -223,7 +236,10 @@ class SessionRecord:
         self.closed_at = self._clock()
         self.close_code = code
         self.close_reason = reason
-        self._publish("meta", self.summary())
+        try:
+            self._publish("meta", self.summary())
+        except Exception:  # pragma: no cover - a summary is flat
+            logger.warning("%s: inspector failed", self.id, exc_info=True)
 
     def _next(self) -> int:
         self._seq += 1
@@ -344,6 +360,50 @@ class SessionRecord:
         message = json.dumps({"kind": kind, "data": data})
         for subscriber in self._subscribers:
             subscriber.put(message)
+
+
+#: Deepest nesting the inspector shows (the engine accepts tool parameters
+#: nested 200 levels); deeper frames are shown as text.
+MAX_DEPTH = 256
+#: What :func:`_parse` returns for a frame nested deeper than MAX_DEPTH.
+_TOO_DEEP: Any = object()
+
+
+def _parse(data: bytes) -> Any:
+    """The frame as JSON, ``None`` if it is not JSON, or ``_TOO_DEEP``.
+
+    Bounded: ``json.loads`` stops at the interpreter's recursion limit
+    (``RecursionError``, caught), and what it does parse is measured without
+    recursion, only when the frame has enough brackets to be that deep.
+    """
+    try:
+        event = json.loads(data)
+    except RecursionError:
+        return _TOO_DEEP
+    except ValueError:
+        return None
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and _depth(event) > MAX_DEPTH:
+        return _TOO_DEEP
+    return event
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, iteratively."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _is_text(data: bytes) -> bool:
