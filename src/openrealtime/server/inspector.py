@@ -207,7 +207,7 @@ class SessionRecord:
         if kind in AUDIO_EVENTS:
             self._audio(direction, kind, data, now)
             return
-        event = _parse(data)
+        event: Any = _parse(data)
         if event is _TOO_DEEP:
             kind = "(nested too deeply)"
             event = {"text": data[:2000].decode("utf-8", "replace")}
@@ -222,7 +222,12 @@ class SessionRecord:
         else:
             kind = "(binary frame)"
             event = {"bytes": len(data)}
-        entry = {"seq": self._next(), "t": now, "dir": direction, "type": kind}
+        entry: dict[str, Any] = {
+            "seq": self._next(),
+            "t": now,
+            "dir": direction,
+            "type": kind,
+        }
         entry["event"] = event
         self.events.append(entry)
         self._publish("log", entry)
