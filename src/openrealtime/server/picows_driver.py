@@ -97,7 +97,7 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 
-__all__ = ["REALTIME_PATHS", "RealtimeProtocol"]
+__all__ = ["REALTIME_PATHS", "RealtimeProtocol", "write_buffer_cap"]
 
 logger = logging.getLogger("openrealtime.server")
 
@@ -149,6 +149,23 @@ class _Driver:
 
 
 _drivers: weakref.WeakKeyDictionary[Config, _Driver] = weakref.WeakKeyDictionary()
+
+#: Frames' worth of output the write buffer may hold: one client frame can
+#: make several events as large as itself before the client can read any
+#: (a response echoing a frame-sized item writes about 4.7 times the frame,
+#: measured in tests/server/test_write_buffer.py), so six frames.
+WRITE_BUFFER_FRAMES = 6
+#: The least write-buffer cap, whatever the frame cap.
+MIN_WRITE_BUFFER = 4 * 1024 * 1024
+
+
+def write_buffer_cap(cls: type[RealtimeProtocol], max_frame_bytes: int) -> int:
+    """Bytes a session's write buffer may hold while the client is not
+    reading: the class's ``max_write_buffer`` if set, else
+    :data:`WRITE_BUFFER_FRAMES` frame caps, at least :data:`MIN_WRITE_BUFFER`."""
+    if cls.max_write_buffer is not None:
+        return cls.max_write_buffer
+    return max(MIN_WRITE_BUFFER, WRITE_BUFFER_FRAMES * max_frame_bytes)
 
 
 def _find_server(app: Any) -> RealtimeServer | None:
@@ -205,8 +222,9 @@ class RealtimeProtocol(asyncio.Protocol):
     head_timeout: ClassVar[float] = 60.0
     #: Seconds a session may stay unable to write (client not reading).
     write_stall_timeout: ClassVar[float] = 30.0
-    #: Bytes a session's socket write buffer may hold while paused.
-    max_write_buffer: ClassVar[int] = 4 * 1024 * 1024
+    #: Bytes a session's socket write buffer may hold while paused; ``None``:
+    #: :func:`write_buffer_cap` of the frame cap (six frames, at least 4 MiB).
+    max_write_buffer: ClassVar[int | None] = None
     #: Seconds to wait for the client's close frame after ours.
     close_timeout: ClassVar[float] = 10.0
     #: picows's first read buffer; it grows with the largest frame.
@@ -379,6 +397,7 @@ class _Session(WSListener):
         "_stall_timer",
         "_write_paused",
         "_finished",
+        "_max_write_buffer",
     )
 
     def __init__(
@@ -413,6 +432,7 @@ class _Session(WSListener):
         self._stall_timer: asyncio.TimerHandle | None = None
         self._write_paused = False
         self._finished = False
+        self._max_write_buffer = write_buffer_cap(cls, driver.max_frame)
 
     # --- picows callbacks ------------------------------------------------------------
 
@@ -626,7 +646,7 @@ class _Session(WSListener):
             # docs/upstream/picows-reuse.md). Frame it here, in bytes we own.
             self._tcp.writelines((_text_header(len(data)), data))
         if self._write_paused and (
-            self._tcp.get_write_buffer_size() > self._cls.max_write_buffer
+            self._tcp.get_write_buffer_size() > self._max_write_buffer
         ):
             self._stalled("let its write buffer grow too large")
 
