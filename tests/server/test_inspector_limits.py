@@ -103,3 +103,33 @@ async def test_a_failing_observer_does_not_break_the_session(
         assert ws.close_code == 1000
     assert len(calls) == 11
     assert caplog.text.count("event observer failed") == 1
+
+
+LOGIN_WITHOUT_MULTIPART = """
+import sys
+# A plain install: python-multipart is not there (the test extra pulls it in).
+sys.modules["multipart"] = None
+sys.modules["python_multipart"] = None
+from starlette.testclient import TestClient
+from openrealtime.server import Settings, create_app
+app = create_app(Settings(api_keys=("sk-k",), inspector=True), warn_no_auth=False)
+with TestClient(app) as client:
+    bad = client.post("/inspector/login", data={"key": "nope"}, follow_redirects=False)
+    good = client.post("/inspector/login", data={"key": "sk-k"}, follow_redirects=False)
+print(bad.status_code, good.status_code, "openrealtime_inspector" in good.cookies)
+"""
+
+
+def test_login_form_works_without_python_multipart() -> None:
+    """POST /inspector/login on a plain install (issue 14: it answered 500)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", LOGIN_WITHOUT_MULTIPART],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["401", "303", "True"]

@@ -543,9 +543,8 @@ class Inspector:
 
     async def login(self, request: Request) -> Response:
         """``POST /inspector/login``: the form's key, checked, as a cookie."""
-        form = await request.form()
-        key = form.get("key")
-        if not isinstance(key, str) or not self._valid_key(key):
+        key = _form_field(await request.body(), "key")
+        if key is None or not self._valid_key(key):
             return self._login_page(request, error=True)
         response = RedirectResponse(self._base(request), 303)
         self._login_cookie(response, request, key)
@@ -628,6 +627,20 @@ class Inspector:
 
 
 _NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _form_field(body: bytes, name: str) -> str | None:
+    """One field of an ``application/x-www-form-urlencoded`` body (the login
+    form's encoding), parsed here: Starlette's ``Request.form()`` needs
+    ``python-multipart``, which a plain install does not have."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    for field, value in parse_qsl(text, keep_blank_values=True):
+        if field == name:
+            return value
+    return None
 
 
 def _unauthorized() -> Response:
