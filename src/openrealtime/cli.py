@@ -143,6 +143,13 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
         metavar="SECONDS",
         help="time a request may take to send its body (default 30; 408 after)",
     )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="on SIGTERM, time given to open connections to close before they "
+        "are cut (default 5)",
+    )
     pipeline.add_arguments(serve)
     inspector.add_arguments(serve)
     serve.set_defaults(run=_serve)
@@ -185,6 +192,8 @@ def build_settings(
         overrides["max_body_bytes"] = args.max_body_bytes
     if args.body_timeout is not None:
         overrides["body_timeout"] = args.body_timeout
+    if args.shutdown_timeout is not None:
+        overrides["shutdown_timeout"] = args.shutdown_timeout
     overrides.update(inspector.settings_overrides(args))
     try:
         overrides.update(
@@ -220,6 +229,8 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["OPENREALTIME_MAX_BODY_BYTES"] = str(args.max_body_bytes)
     if args.body_timeout is not None:
         env["OPENREALTIME_BODY_TIMEOUT"] = str(args.body_timeout)
+    if args.shutdown_timeout is not None:
+        env["OPENREALTIME_SHUTDOWN_TIMEOUT"] = str(args.shutdown_timeout)
     env.update(inspector.settings_env(args))
     env.update(pipeline.settings_env(args))
     return env
@@ -243,6 +254,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from openrealtime.server.app import AUTH_WARNED_ENV, create_app
+    from openrealtime.server.lifecycle import MASTER_PID_ENV
 
     settings = build_settings(args)
     driver = args.driver or os.environ.get("OPENREALTIME_DRIVER") or DRIVERS[0]
@@ -263,6 +275,7 @@ def _serve(args: argparse.Namespace) -> int:
         ws_ping_interval=settings.ping_interval,
         log_level=settings.log_level,
         log_config=log_config(settings),
+        timeout_graceful_shutdown=settings.shutdown_timeout,
     )
     if settings.workers > 1:
         # Workers are new processes: they rebuild the settings from the
@@ -276,6 +289,8 @@ def _serve(args: argparse.Namespace) -> int:
                 "require one."
             )
         os.environ[AUTH_WARNED_ENV] = "1"
+        # Workers exit when this process dies, even by SIGKILL.
+        os.environ[MASTER_PID_ENV] = str(os.getpid())
         uvicorn.run(
             "openrealtime.server.app:app_from_env",
             factory=True,

@@ -44,6 +44,7 @@ from openrealtime.server.handshake import (
     select_subprotocol,
 )
 from openrealtime.server.inspector import Inspector
+from openrealtime.server.lifecycle import die_with_master
 from openrealtime.server.metrics import Metrics
 from openrealtime.server.rest import authorize, create_client_secret
 from openrealtime.server.secrets import SecretStore
@@ -453,7 +454,12 @@ def create_app(
 
 
 def app_from_env() -> Starlette:
-    """The app configured from ``OPENREALTIME_*`` (uvicorn's ``factory=True``)."""
+    """The app configured from ``OPENREALTIME_*`` (uvicorn's ``factory=True``).
+
+    In a worker of ``serve --workers``, it also makes the process exit when
+    its master dies (:func:`~openrealtime.server.lifecycle.die_with_master`).
+    """
+    die_with_master()
     return create_app(
         Settings.from_env(), warn_no_auth=os.environ.get(AUTH_WARNED_ENV) != "1"
     )

@@ -188,6 +188,8 @@ class Settings:
         max_body_bytes: largest HTTP request body (413 above it), checked
             before the API key (:mod:`openrealtime.server.guard`).
         body_timeout: seconds a request may take to send its body (408).
+        shutdown_timeout: seconds a graceful shutdown waits for connections
+            (SIGTERM; the CLI only): then the rest are cut.
     """
 
     host: str = "127.0.0.1"
@@ -211,6 +213,7 @@ class Settings:
     scorer_factory: Callable[[int], FrameScorer] | None = None
     max_body_bytes: int = 16 * 1024 * 1024
     body_timeout: float = 30.0
+    shutdown_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         if self.pipeline is not None:
@@ -227,6 +230,8 @@ class Settings:
             raise ConfigurationError("max_body_bytes must be at least 1024")
         if not self.body_timeout > 0:
             raise ConfigurationError("body_timeout must be more than 0 seconds")
+        if not self.shutdown_timeout > 0:
+            raise ConfigurationError("shutdown_timeout must be more than 0 seconds")
         if self.inspector_sessions < 1 or self.inspector_events < 1:
             raise ConfigurationError(
                 "inspector_sessions and inspector_events must be at least 1"
@@ -281,7 +286,8 @@ class Settings:
         (:mod:`openrealtime.server.pipeline`), ``OPENREALTIME_LOG_LEVEL``,
         ``OPENREALTIME_DEBUG``, ``OPENREALTIME_REDIS_URL``, ``OPENREALTIME_INSPECTOR``,
         ``OPENREALTIME_INSPECTOR_SESSIONS``, ``OPENREALTIME_INSPECTOR_EVENTS``,
-        ``OPENREALTIME_MAX_BODY_BYTES``, ``OPENREALTIME_BODY_TIMEOUT`` (seconds).
+        ``OPENREALTIME_MAX_BODY_BYTES``, ``OPENREALTIME_BODY_TIMEOUT`` (seconds),
+        ``OPENREALTIME_SHUTDOWN_TIMEOUT`` (seconds).
         Keyword arguments override both.
 
         Raises:
@@ -332,5 +338,9 @@ class Settings:
             values["max_body_bytes"] = _int("OPENREALTIME_MAX_BODY_BYTES", size, 1024)
         if timeout := env.get("OPENREALTIME_BODY_TIMEOUT"):
             values["body_timeout"] = _seconds("OPENREALTIME_BODY_TIMEOUT", timeout)
+        if shutdown := env.get("OPENREALTIME_SHUTDOWN_TIMEOUT"):
+            values["shutdown_timeout"] = _seconds(
+                "OPENREALTIME_SHUTDOWN_TIMEOUT", shutdown
+            )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
