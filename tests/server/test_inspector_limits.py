@@ -133,3 +133,78 @@ def test_login_form_works_without_python_multipart() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["401", "303", "True"]
+
+
+# --- Memory budget -------------------------------------------------------------------
+
+
+def _kept(inspector: Any) -> int:
+    """What the inspector really holds, as JSON: every record's snapshot."""
+    return sum(len(json.dumps(r.snapshot())) for r in inspector.sessions.values())
+
+
+async def test_memory_stays_within_the_byte_budget(driver: str) -> None:
+    """Sessions sending large updates and items: what is kept stays within
+    inspector_max_bytes (1 MiB here), newest first, large frames cut."""
+    budget = 1024 * 1024
+    settings = Settings(inspector=True, inspector_max_bytes=budget)
+    with running_server(settings, driver) as live:
+        inspector = live.app.state.inspector
+        for round_ in range(3):
+            async with connect(
+                live.ws_url(model="gpt-realtime"), proxy=None, max_size=None
+            ) as ws:
+                sid = (await recv_type(ws, "session.created"))["session"]["id"]
+                for i in range(10):
+                    update = {
+                        "type": "session.update",
+                        "session": {
+                            "type": "realtime",
+                            "instructions": f"{round_}.{i} " + "x" * 200_000,
+                        },
+                    }
+                    await ws.send(json.dumps(update))
+                    await recv_type(ws, "session.updated")
+                    for _ in range(20):  # small ones, many
+                        item = {
+                            "type": "conversation.item.create",
+                            "item": {
+                                "type": "message",
+                                "role": "user",
+                                "content": [{"type": "input_text", "text": "y" * 3000}],
+                            },
+                        }
+                        await ws.send(json.dumps(item))
+                        await recv_type(ws, "conversation.item.done")
+                    assert inspector.bytes <= budget
+                    assert _kept(inspector) <= 2 * budget
+        record = inspector.sessions[sid]
+    # The newest are kept: the last update, with its instructions cut.
+    last = record.updates[-1]
+    assert last["status"] == "accepted"
+    assert last["request"]["instructions"].startswith("2.9 xxx")
+    assert last["request"]["instructions"].endswith("(200004 characters)")
+    assert record.config["instructions"].startswith("2.9 ")  # whole
+    assert record.events[-1]["type"] == "conversation.item.done"
+    assert inspector.bytes == sum(r.bytes for r in inspector.sessions.values())
+
+
+def test_closed_sessions_expire() -> None:
+    """A closed session is listed for keep_closed seconds, then forgotten."""
+    from openrealtime.ids import RandomIds
+    from openrealtime.server.inspector import Inspector
+    from openrealtime.session import Session
+
+    now = [1000.0]
+    inspector = Inspector(keep_closed=60.0, clock=lambda: now[0])
+    first = inspector.observe(Session(now=0.0, ids=RandomIds()))
+    first("<", b'{"type":"input_audio_buffer.clear"}')
+    first.closed(1000, "")
+    live = inspector.observe(Session(now=0.0, ids=RandomIds()))
+    now[0] += 59
+    inspector.expire()
+    assert set(inspector.sessions) == {first.id, live.id}
+    now[0] += 2
+    inspector.expire()
+    assert set(inspector.sessions) == {live.id}
+    assert inspector.bytes == live.bytes

@@ -423,6 +423,8 @@ def create_app(
             api_keys=settings.api_keys,
             max_sessions=settings.inspector_sessions,
             max_events=settings.inspector_events,
+            max_bytes=settings.inspector_max_bytes,
+            keep_closed=settings.inspector_keep_closed,
         )
         observer = (
             inspector.observe

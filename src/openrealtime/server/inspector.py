@@ -165,12 +165,16 @@ class SessionRecord:
         self.close_reason = ""
         self.counts = {"<": 0, ">": 0}
         self.config: Any = None
-        self.events: collections.deque[dict[str, Any]] = collections.deque(
-            maxlen=max_events
-        )
-        self.updates: collections.deque[dict[str, Any]] = collections.deque(
-            maxlen=max_events
-        )
+        self._max_events = max_events
+        self.events: collections.deque[dict[str, Any]] = collections.deque()
+        self.updates: collections.deque[dict[str, Any]] = collections.deque()
+        #: Bytes kept (an estimate: the frames' sizes), and per entry.
+        self.bytes = 0
+        self._event_sizes: collections.deque[int] = collections.deque()
+        self._update_sizes: collections.deque[int] = collections.deque()
+        self._config_size = 0
+        #: Told how many bytes were added or freed (the inspector's budget).
+        self.on_resize: Callable[[int], None] | None = None
         self._seq = 0
         self._pending: dict[str, Any] | None = None
         self._subscribers: set[_Subscriber] = set()
@@ -208,11 +212,13 @@ class SessionRecord:
             self._audio(direction, kind, data, now)
             return
         event: Any = _parse(data)
+        whole = False  # the parsed frame (else a bounded preview)
         if event is _TOO_DEEP:
             kind = "(nested too deeply)"
             event = {"text": data[:2000].decode("utf-8", "replace")}
         elif isinstance(event, dict) and isinstance(event.get("type"), str):
             kind = event["type"]
+            whole = True
         elif event is not None:
             kind = "(not an event)"
             event = {"text": data[:2000].decode("utf-8", "replace")}
@@ -228,13 +234,19 @@ class SessionRecord:
             "dir": direction,
             "type": kind,
         }
-        entry["event"] = event
-        self.events.append(entry)
+        large = whole and len(data) > MAX_EVENT_BYTES
+        if large:
+            entry["event"] = _clip(event)
+            size = len(json.dumps(entry["event"])) + ENTRY_BYTES
+        else:
+            entry["event"] = event
+            size = (len(data) if whole else 2000) + ENTRY_BYTES
+        self._add_event(entry, size)
         self._publish("log", entry)
         if direction == "<":
-            self._client_event(kind, event, entry)
+            self._client_event(kind, event, entry, large)
         else:
-            self._server_event(kind, event, entry)
+            self._server_event(kind, event, len(data), size)
 
     def closed(self, code: int | None, reason: str) -> None:
         """The connection ended with this close code (``None``: unknown)."""
@@ -277,30 +289,38 @@ class SessionRecord:
             "audio_bytes": size,
             "count": 1,
         }
-        self.events.append(entry)
+        self._add_event(entry, ENTRY_BYTES)
         self._publish("log", entry)
 
-    def _client_event(self, kind: str, event: Any, entry: dict[str, Any]) -> None:
+    def _client_event(
+        self, kind: str, event: Any, entry: dict[str, Any], large: bool
+    ) -> None:
         if kind != "session.update":
             self._pending = None
             return
+        request = event.get("session")
         self._pending = {
             "seq": entry["seq"],
             "t": entry["t"],
             "event_id": event.get("event_id"),
-            "request": event.get("session"),
+            "request": _clip(request) if large else request,
         }
 
-    def _server_event(self, kind: str, event: Any, entry: dict[str, Any]) -> None:
+    def _server_event(self, kind: str, event: Any, length: int, size: int) -> None:
         pending, self._pending = self._pending, None
         if kind in ("session.created", "session.updated"):
             config = event.get("session")
             if pending is not None and kind == "session.updated":
                 changes = diff(self.config, config) if self.config is not None else []
                 update = dict(pending, status="accepted")
-                update["changes"] = [c.to_json() for c in changes]
-                self._add_update(update)
+                listed = [c.to_json() for c in changes]
+                update["changes"] = (
+                    _clip(listed) if length > MAX_EVENT_BYTES else listed
+                )
+                self._add_update(update, 2 * size)
+            # The effective config is kept whole (it is one frame at most).
             self.config = config
+            self._resize_config(length + ENTRY_BYTES)
             if isinstance(config, dict) and isinstance(config.get("model"), str):
                 self.model = config["model"]
             self._publish("config", config)
@@ -314,11 +334,48 @@ class SessionRecord:
                 "param": error.get("param"),
                 "event_id": error.get("event_id"),
             }
-            self._add_update(update)
+            self._add_update(update, size)
 
-    def _add_update(self, update: dict[str, Any]) -> None:
+    def _add_update(self, update: dict[str, Any], size: int) -> None:
+        if len(self.updates) >= self._max_events:
+            self.updates.popleft()
+            self._resize(-self._update_sizes.popleft())
         self.updates.append(update)
+        self._update_sizes.append(size)
+        self._resize(size)
         self._publish("update", update)
+
+    # --- Memory ----------------------------------------------------------------------
+
+    def _add_event(self, entry: dict[str, Any], size: int) -> None:
+        if len(self.events) >= self._max_events:
+            self.events.popleft()
+            self._resize(-self._event_sizes.popleft())
+        self.events.append(entry)
+        self._event_sizes.append(size)
+        self._resize(size)
+
+    def _resize_config(self, size: int) -> None:
+        delta, self._config_size = size - self._config_size, size
+        self._resize(delta)
+
+    def _resize(self, delta: int) -> None:
+        self.bytes += delta
+        if self.on_resize is not None and delta:
+            self.on_resize(delta)
+
+    def drop_oldest(self) -> int:
+        """Forget the oldest log entry (or else update); the bytes freed."""
+        if self.events:
+            self.events.popleft()
+            freed = self._event_sizes.popleft()
+        elif self.updates:
+            self.updates.popleft()
+            freed = self._update_sizes.popleft()
+        else:
+            return 0
+        self.bytes -= freed
+        return freed
 
     # --- Views -----------------------------------------------------------------------
 
@@ -367,6 +424,13 @@ class SessionRecord:
             subscriber.put(message)
 
 
+#: Frames larger than this are kept with their long strings cut (see _clip).
+MAX_EVENT_BYTES = 64 * 1024
+#: What a string keeps of its beginning in a cut frame.
+CLIP_CHARS = 1000
+#: Bytes counted per log entry besides its frame (its dict and numbers).
+ENTRY_BYTES = 200
+
 #: Deepest nesting the inspector shows (the engine accepts tool parameters
 #: nested 200 levels); deeper frames are shown as text.
 MAX_DEPTH = 256
@@ -390,6 +454,21 @@ def _parse(data: bytes) -> Any:
     if data.count(b"[") + data.count(b"{") > MAX_DEPTH and _depth(event) > MAX_DEPTH:
         return _TOO_DEEP
     return event
+
+
+def _clip(value: Any) -> Any:
+    """A copy of parsed JSON with each string over CLIP_CHARS cut, saying how
+    long it was (a large frame keeps its shape, ids and types, not its bulk).
+    Recursion is bounded: values come from :func:`_parse` (MAX_DEPTH)."""
+    if isinstance(value, str):
+        if len(value) <= CLIP_CHARS:
+            return value
+        return f"{value[:CLIP_CHARS]}… ({len(value)} characters)"
+    if isinstance(value, dict):
+        return {key: _clip(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_clip(item) for item in value]
+    return value
 
 
 def _depth(value: Any) -> int:
@@ -426,6 +505,10 @@ class Inspector:
         api_keys: keys that open the inspector (empty: no authentication).
         max_sessions: sessions kept (live ones first, then the most recent).
         max_events: log entries (and updates) kept per session.
+        max_bytes: bytes kept in all (frames as sent, large ones cut): over
+            it, closed sessions go first (oldest first), then the oldest
+            entries of the session that holds the most.
+        keep_closed: seconds a closed session stays listed.
         clock: seconds since the epoch.
     """
 
@@ -435,11 +518,17 @@ class Inspector:
         api_keys: tuple[str, ...] = (),
         max_sessions: int = 50,
         max_events: int = 1000,
+        max_bytes: int = 64 * 1024 * 1024,
+        keep_closed: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.api_keys = api_keys
         self.max_sessions = max(1, max_sessions)
         self.max_events = max(1, max_events)
+        self.max_bytes = max_bytes
+        self.keep_closed = keep_closed
+        #: Bytes the records keep, in all (see SessionRecord.bytes).
+        self.bytes = 0
         self._clock = clock
         self.sessions: collections.OrderedDict[str, SessionRecord] = (
             collections.OrderedDict()
@@ -451,14 +540,50 @@ class Inspector:
     def observe(self, session: Session) -> SessionRecord:
         """The observer of a new session (``create_app``'s ``observer``)."""
         record = SessionRecord(session, max_events=self.max_events, clock=self._clock)
+        record.on_resize = self._resized
+        self.expire()
         self.sessions[record.id] = record
         while len(self.sessions) > self.max_sessions:
             victim = next(
                 (sid for sid, r in self.sessions.items() if not r.live),
                 next(iter(self.sessions)),
             )
-            del self.sessions[victim]
+            self._forget(victim)
         return record
+
+    def expire(self) -> None:
+        """Forget the sessions closed more than ``keep_closed`` seconds ago."""
+        horizon = self._clock() - self.keep_closed
+        for sid in [
+            sid
+            for sid, r in self.sessions.items()
+            if r.closed_at is not None and r.closed_at < horizon
+        ]:
+            self._forget(sid)
+
+    def _forget(self, sid: str) -> None:
+        record = self.sessions.pop(sid)
+        record.on_resize = None
+        self.bytes -= record.bytes
+
+    def _resized(self, delta: int) -> None:
+        self.bytes += delta
+        if self.bytes <= self.max_bytes:
+            return
+        closed = sorted(
+            (r for r in self.sessions.values() if not r.live),
+            key=lambda r: r.closed_at or 0.0,
+        )
+        for record in closed:
+            if self.bytes <= self.max_bytes:
+                return
+            self._forget(record.id)
+        while self.bytes > self.max_bytes:
+            largest = max(self.sessions.values(), key=lambda r: r.bytes)
+            freed = largest.drop_oldest()
+            if not freed:
+                return  # only configs are left: one frame per session
+            self.bytes -= freed
 
     # --- Authentication --------------------------------------------------------------
 
@@ -568,6 +693,7 @@ class Inspector:
         """``GET /inspector/api/sessions``: live sessions first, then recent."""
         if not self._authorized(request, self._take_key(request)):
             return _unauthorized()
+        self.expire()
         records = sorted(self.sessions.values(), key=lambda r: (not r.live, -r.opened))
         return JSONResponse(
             {"sessions": [r.summary() for r in records]}, headers=_NO_STORE
@@ -674,6 +800,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="M",
         help="events the inspector keeps per session (default 1000)",
     )
+    parser.add_argument(
+        "--inspector-max-bytes",
+        type=int,
+        metavar="N",
+        help="bytes of frames the inspector keeps in all, oldest dropped first "
+        "(default 64 MiB)",
+    )
+    parser.add_argument(
+        "--inspector-keep-closed",
+        type=float,
+        metavar="SECONDS",
+        help="how long the inspector lists a closed session (default 3600)",
+    )
 
 
 def settings_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -685,6 +824,10 @@ def settings_overrides(args: argparse.Namespace) -> dict[str, object]:
         overrides["inspector_sessions"] = args.inspector_sessions
     if args.inspector_events is not None:
         overrides["inspector_events"] = args.inspector_events
+    if args.inspector_max_bytes is not None:
+        overrides["inspector_max_bytes"] = args.inspector_max_bytes
+    if args.inspector_keep_closed is not None:
+        overrides["inspector_keep_closed"] = args.inspector_keep_closed
     return overrides
 
 
@@ -697,4 +840,8 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["OPENREALTIME_INSPECTOR_SESSIONS"] = str(args.inspector_sessions)
     if args.inspector_events is not None:
         env["OPENREALTIME_INSPECTOR_EVENTS"] = str(args.inspector_events)
+    if args.inspector_max_bytes is not None:
+        env["OPENREALTIME_INSPECTOR_MAX_BYTES"] = str(args.inspector_max_bytes)
+    if args.inspector_keep_closed is not None:
+        env["OPENREALTIME_INSPECTOR_KEEP_CLOSED"] = str(args.inspector_keep_closed)
     return env

@@ -178,6 +178,8 @@ class Settings:
             process shows its own sessions).
         inspector_sessions: sessions the inspector keeps (live, then recent).
         inspector_events: events (and updates) it keeps per session.
+        inspector_max_bytes: bytes it keeps in all (oldest dropped first).
+        inspector_keep_closed: seconds it lists a closed session.
         pipeline: the voice pipeline (VAD, transcription, speech, responder by
             name, see :mod:`openrealtime.server.pipeline`); when set, it makes
             ``responder``, ``transcriber`` and ``scorer_factory``.
@@ -208,6 +210,8 @@ class Settings:
     inspector: bool = False
     inspector_sessions: int = 50
     inspector_events: int = 1000
+    inspector_max_bytes: int = 64 * 1024 * 1024
+    inspector_keep_closed: float = 3600.0
     pipeline: Pipeline | None = None
     redis_url: str | None = None
     scorer_factory: Callable[[int], FrameScorer] | None = None
@@ -287,7 +291,8 @@ class Settings:
         ``OPENREALTIME_DEBUG``, ``OPENREALTIME_REDIS_URL``, ``OPENREALTIME_INSPECTOR``,
         ``OPENREALTIME_INSPECTOR_SESSIONS``, ``OPENREALTIME_INSPECTOR_EVENTS``,
         ``OPENREALTIME_MAX_BODY_BYTES``, ``OPENREALTIME_BODY_TIMEOUT`` (seconds),
-        ``OPENREALTIME_SHUTDOWN_TIMEOUT`` (seconds).
+        ``OPENREALTIME_SHUTDOWN_TIMEOUT`` (seconds),
+        ``OPENREALTIME_INSPECTOR_MAX_BYTES``, ``OPENREALTIME_INSPECTOR_KEEP_CLOSED``.
         Keyword arguments override both.
 
         Raises:
@@ -331,6 +336,7 @@ class Settings:
         for name, key in (
             ("OPENREALTIME_INSPECTOR_SESSIONS", "inspector_sessions"),
             ("OPENREALTIME_INSPECTOR_EVENTS", "inspector_events"),
+            ("OPENREALTIME_INSPECTOR_MAX_BYTES", "inspector_max_bytes"),
         ):
             if number := env.get(name):
                 values[key] = _int(name, number, 1)
@@ -338,6 +344,10 @@ class Settings:
             values["max_body_bytes"] = _int("OPENREALTIME_MAX_BODY_BYTES", size, 1024)
         if timeout := env.get("OPENREALTIME_BODY_TIMEOUT"):
             values["body_timeout"] = _seconds("OPENREALTIME_BODY_TIMEOUT", timeout)
+        if keep := env.get("OPENREALTIME_INSPECTOR_KEEP_CLOSED"):
+            values["inspector_keep_closed"] = _seconds(
+                "OPENREALTIME_INSPECTOR_KEEP_CLOSED", keep
+            )
         if shutdown := env.get("OPENREALTIME_SHUTDOWN_TIMEOUT"):
             values["shutdown_timeout"] = _seconds(
                 "OPENREALTIME_SHUTDOWN_TIMEOUT", shutdown
