@@ -241,6 +241,12 @@ def log_config(settings: Settings) -> dict[str, Any]:
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
+    # No client string (a model, a path) can start a forged log line.
+    config.setdefault("filters", {})["safe"] = {
+        "()": "openrealtime.server.logsafe.SafeLogFilter"
+    }
+    for handler in config["handlers"].values():
+        handler.setdefault("filters", []).append("safe")
     level = "DEBUG" if settings.debug else settings.log_level.upper()
     config["loggers"]["openrealtime"] = {
         "handlers": ["default"],

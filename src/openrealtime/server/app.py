@@ -45,6 +45,7 @@ from openrealtime.server.handshake import (
 )
 from openrealtime.server.inspector import Inspector
 from openrealtime.server.lifecycle import die_with_master
+from openrealtime.server.logsafe import printable
 from openrealtime.server.metrics import Metrics
 from openrealtime.server.rest import authorize, create_client_secret
 from openrealtime.server.secrets import SecretStore
@@ -219,7 +220,7 @@ class RealtimeServer:
             "%s: %s session opened (%s) from %s",
             session.config.id,
             outcome.kind,
-            outcome.model or "transcription",
+            printable(outcome.model) if outcome.model else "transcription",
             peer,
         )
         return connection
@@ -231,7 +232,9 @@ class RealtimeServer:
             "%s: session closed (code %s%s)",
             connection.session.config.id,
             connection.close_code,
-            f", {connection.close_reason}" if connection.close_reason else "",
+            f", {printable(connection.close_reason)}"
+            if connection.close_reason
+            else "",
         )
         # An observer may want the end too (the inspector shows the code).
         closed = getattr(connection.observer, "closed", None)

@@ -260,8 +260,9 @@ class RealtimeProtocol(asyncio.Protocol):
         """Buffer the head; once complete, hand the connection over."""
         buffer = self._buffer + data if self._buffer else data
         end = buffer.find(_HEAD_END)
-        if end < 0:
-            if len(buffer) > self.max_head:
+        if end < 0 or end > self.max_head:
+            # Over the cap whether it came in pieces or in one read.
+            if end >= 0 or len(buffer) > self.max_head:
                 self._give_up(b"431 Request Header Fields Too Large")
             else:
                 self._buffer = buffer
@@ -447,6 +448,10 @@ class _Session(WSListener):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         """One frame: the hot path is a whole text frame of an open session."""
+        if frame.rsv1 or frame.rsv2 or frame.rsv3:
+            # No extension is negotiated: RFC 6455 §5.2 says fail.
+            self._fail(WSCloseCode.PROTOCOL_ERROR, "reserved bits must be 0")
+            return
         connection = self.connection
         if (
             frame.msg_type is TEXT
@@ -546,7 +551,7 @@ class _Session(WSListener):
             logger.exception("connection from %s failed", self.peer)
             self._fail(WSCloseCode.INTERNAL_ERROR, "")
             return
-        if self._ws.is_disconnected:
+        if self._ws.is_disconnected or self._close_sent:
             return
         if isinstance(outcome, Rejected):
             self._pending = None
