@@ -144,6 +144,20 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
         help="time a request may take to send its body (default 30; 408 after)",
     )
     serve.add_argument(
+        "--allowed-host",
+        dest="allowed_hosts",
+        action="append",
+        metavar="NAME",
+        help="answer requests for this Host name (repeatable; .example.com for "
+        "subdomains too, '*' for any). Default: with authentication off, the "
+        "bind address' names; with it on, any",
+    )
+    serve.add_argument(
+        "--metrics-key",
+        metavar="KEY",
+        help="require 'Authorization: Bearer KEY' on GET /metrics",
+    )
+    serve.add_argument(
         "--shutdown-timeout",
         type=float,
         metavar="SECONDS",
@@ -194,6 +208,10 @@ def build_settings(
         overrides["body_timeout"] = args.body_timeout
     if args.shutdown_timeout is not None:
         overrides["shutdown_timeout"] = args.shutdown_timeout
+    if args.allowed_hosts:
+        overrides["allowed_hosts"] = tuple(args.allowed_hosts)
+    if args.metrics_key is not None:
+        overrides["metrics_key"] = args.metrics_key
     overrides.update(inspector.settings_overrides(args))
     try:
         overrides.update(
@@ -231,6 +249,10 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["OPENREALTIME_BODY_TIMEOUT"] = str(args.body_timeout)
     if args.shutdown_timeout is not None:
         env["OPENREALTIME_SHUTDOWN_TIMEOUT"] = str(args.shutdown_timeout)
+    if args.allowed_hosts:
+        env["OPENREALTIME_ALLOWED_HOSTS"] = ",".join(args.allowed_hosts)
+    if args.metrics_key is not None:
+        env["OPENREALTIME_METRICS_KEY"] = args.metrics_key
     env.update(inspector.settings_env(args))
     env.update(pipeline.settings_env(args))
     return env

@@ -16,6 +16,7 @@ Routes: WebSocket ``/v1/realtime`` and ``/realtime``; ``POST
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import time
@@ -43,6 +44,7 @@ from openrealtime.server.handshake import (
     negotiate,
     select_subprotocol,
 )
+from openrealtime.server.hosts import HostPolicy
 from openrealtime.server.inspector import Inspector
 from openrealtime.server.lifecycle import die_with_master
 from openrealtime.server.logsafe import printable
@@ -103,6 +105,8 @@ class RealtimeServer:
         self.observer = observer
         self.metrics = Metrics()
         self._ids = RandomIds()
+        #: The Host names answered (``None``: any); set by create_app.
+        self.hosts: HostPolicy | None = None
 
     def routes(self) -> list[BaseRoute]:
         """The routes, under both ``/v1/realtime`` and ``/realtime``."""
@@ -120,11 +124,38 @@ class RealtimeServer:
     # --- HTTP ------------------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
-        """``GET /healthz``: the server is up."""
+        """``GET /healthz``: the server is up, and so is its key store.
+
+        With a store that can be pinged (Redis), a store that does not answer
+        makes it 503 ``{"status": "unavailable", "reason": ...}``: this node
+        cannot mint or check ephemeral keys.
+        """
+        ping = getattr(self.secrets, "ping", None)
+        if ping is not None and not await ping():
+            return JSONResponse(
+                {
+                    "status": "unavailable",
+                    "reason": "the Redis key store is unreachable",
+                },
+                503,
+            )
         return JSONResponse({"status": "ok"})
 
     async def metrics_endpoint(self, request: Request) -> Response:
-        """``GET /metrics``: counters in the Prometheus text format."""
+        """``GET /metrics``: counters in the Prometheus text format (with a
+        ``metrics_key``, only for ``Authorization: Bearer`` that key)."""
+        key = self.settings.metrics_key
+        if key is not None:
+            given = request.headers.get("authorization", "")
+            if not (
+                given[:7].lower() == "bearer "
+                and hmac.compare_digest(given[7:].strip().encode(), key.encode())
+            ):
+                return PlainTextResponse(
+                    "metrics need Authorization: Bearer <metrics key>\n",
+                    401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
         return PlainTextResponse(
             self.metrics.render(), media_type="text/plain; version=0.0.4"
         )
@@ -447,10 +478,17 @@ def create_app(
     routes = server.routes()
     if inspector is not None:
         routes += inspector.routes()
+    hosts = HostPolicy(
+        settings.allowed_hosts,
+        auth_enabled=settings.auth_enabled,
+        bind_host=settings.host,
+    )
+    server.hosts = None if hosts.any else hosts
     guard = Middleware(
         Guard,
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_timeout,
+        hosts=server.hosts,
     )
     app = Starlette(routes=routes, middleware=[guard])
     app.state.realtime = server

@@ -3,8 +3,14 @@
 :class:`Guard` is an ASGI middleware around the app of
 :func:`~openrealtime.server.app.create_app` (so both drivers have it: the
 picows driver hands every request that is not a realtime upgrade to that
-app). It bounds request bodies, in size and in time, before any route reads
-them and before any key is checked:
+app, and checks the ``Host`` of those upgrades itself).
+
+It answers only the ``Host`` names of its
+:class:`~openrealtime.server.hosts.HostPolicy` (421 otherwise, WebSocket
+upgrades too), adds security headers to every response (HTML pages get a
+strict ``Content-Security-Policy`` and ``X-Frame-Options: DENY``), and
+bounds request bodies, in size and in time, before any route reads them and
+before any key is checked:
 
 * a ``Content-Length`` over ``max_body_bytes`` is answered **413** at once,
   without reading the body; a body without one (chunked) is read as it
@@ -36,8 +42,33 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from openrealtime.server.hosts import HostPolicy, host_not_allowed
 
-__all__ = ["Guard", "body_too_large", "body_too_slow"]
+
+__all__ = [
+    "HTML_HEADERS",
+    "SECURITY_HEADERS",
+    "Guard",
+    "body_too_large",
+    "body_too_slow",
+]
+
+#: Headers on every response.
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
+#: Headers added to HTML pages (the inspector's): its own scripts, styles
+#: and WebSocket only, never in a frame.
+HTML_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; style-src 'self'; "
+        b"img-src 'self' data:; connect-src 'self'; form-action 'self'; "
+        b"base-uri 'none'; frame-ancestors 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+)
 
 
 class _Rejected(Exception):
@@ -90,17 +121,33 @@ class Guard:
         app: the app to guard.
         max_body_bytes: the largest request body.
         body_timeout: seconds from the request's start to its body's end.
+        hosts: the ``Host`` names answered (``None``: any).
     """
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, body_timeout: float
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        body_timeout: float,
+        hosts: HostPolicy | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
+        self.hosts = hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if self.hosts is not None:
+            host = _header(scope, b"host")
+            if not self.hosts.allows(host):
+                await _misdirected(kind, scope, send, host or "")
+                return
+        if kind == "websocket":
             await self.app(scope, receive, send)
             return
         limit = self.max_body_bytes
@@ -146,12 +193,16 @@ class Guard:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                message = dict(message)
+                headers = [*message.get("headers", ()), *SECURITY_HEADERS]
+                if _is_html(headers):
+                    headers += HTML_HEADERS
                 if not complete and _has_body(scope, length):
                     # The route answered without reading the whole body:
                     # close rather than keep reading what nobody wants.
                     await discard()
-                    message = dict(message)
-                    message["headers"] = [*message.get("headers", ()), _CLOSE]
+                    headers.append(_CLOSE)
+                message["headers"] = headers
             await send(message)
 
         if length is not None and length > limit:
@@ -166,6 +217,46 @@ class Guard:
             if rejected.status == 413:
                 await discard()
             await _answer(send, rejected.status, rejected.body)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _is_html(headers: list[Any]) -> bool:
+    return any(
+        bytes(name).lower() == b"content-type"
+        and bytes(value).lower().startswith(b"text/html")
+        for name, value in headers
+    )
+
+
+async def _misdirected(kind: str, scope: Scope, send: Send, host: str) -> None:
+    body = host_not_allowed(host)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *SECURITY_HEADERS,
+    ]
+    if kind == "http":
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 421,
+                "headers": [*headers, _CLOSE],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+    elif "websocket.http.response" in scope.get("extensions", {}):
+        await send(
+            {"type": "websocket.http.response.start", "status": 421, "headers": headers}
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:  # pragma: no cover - servers without the extension answer 403
+        await send({"type": "websocket.close", "code": 1008})
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -188,6 +279,7 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
     headers: list[tuple[bytes, bytes]] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
+        *SECURITY_HEADERS,
         _CLOSE,
     ]
     start: MutableMapping[str, Any] = {

@@ -82,6 +82,7 @@ from picows.picows import WSProtocol  # type: ignore[attr-defined]
 from openrealtime.server.app import RealtimeServer
 from openrealtime.server.connection import Connection
 from openrealtime.server.handshake import Rejected, negotiate, select_subprotocol
+from openrealtime.server.hosts import host_not_allowed
 
 
 try:  # uvicorn's fastest HTTP/1.1 protocol, as `http="httptools"`
@@ -194,6 +195,15 @@ def _driver(config: Config) -> _Driver:
     return driver
 
 
+def _head_header(head: bytes, name: bytes) -> str | None:
+    """The first value of a header in a request head (``name`` lower case)."""
+    for header in head.split(b"\r\n")[1:]:
+        key, _, value = header.partition(b":")
+        if key.strip().lower() == name:
+            return value.strip().decode("latin-1")
+    return None
+
+
 def _is_realtime_upgrade(head: bytes) -> bool:
     """Whether a request head is a WebSocket upgrade of a realtime path."""
     line, _, rest = head.partition(b"\r\n")
@@ -270,6 +280,14 @@ class RealtimeProtocol(asyncio.Protocol):
         self._buffer = b""
         driver = _driver(self.config)
         if driver.server is not None and _is_realtime_upgrade(buffer[:end]):
+            hosts = driver.server.hosts
+            if hosts is not None:
+                host = _head_header(buffer[:end], b"host")
+                if not hosts.allows(host):
+                    self._give_up(
+                        b"421 Misdirected Request", host_not_allowed(host or "")
+                    )
+                    return
             self._to_picows(driver, buffer)
         else:
             self._to_http(buffer)
@@ -291,12 +309,16 @@ class RealtimeProtocol(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
 
-    def _give_up(self, status: bytes) -> None:
+    def _give_up(self, status: bytes, body: bytes = b"") -> None:
         assert self.transport is not None
+        kind = b"content-type: application/json\r\n" if body else b""
         self.transport.write(
             b"HTTP/1.1 "
             + status
-            + b"\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+            + b"\r\nconnection: close\r\n"
+            + kind
+            + b"content-length: %d\r\n\r\n" % len(body)
+            + body
         )
         self.transport.close()
 

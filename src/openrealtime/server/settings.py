@@ -192,6 +192,11 @@ class Settings:
         body_timeout: seconds a request may take to send its body (408).
         shutdown_timeout: seconds a graceful shutdown waits for connections
             (SIGTERM; the CLI only): then the rest are cut.
+        allowed_hosts: ``Host`` names answered (:mod:`openrealtime.server.hosts`;
+            empty: the bind address' names when authentication is off, any
+            when it is on; ``"*"``: any).
+        metrics_key: when set, ``GET /metrics`` needs ``Authorization: Bearer``
+            with this key.
     """
 
     host: str = "127.0.0.1"
@@ -218,6 +223,8 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     body_timeout: float = 30.0
     shutdown_timeout: float = 5.0
+    allowed_hosts: tuple[str, ...] = ()
+    metrics_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.pipeline is not None:
@@ -292,7 +299,8 @@ class Settings:
         ``OPENREALTIME_INSPECTOR_SESSIONS``, ``OPENREALTIME_INSPECTOR_EVENTS``,
         ``OPENREALTIME_MAX_BODY_BYTES``, ``OPENREALTIME_BODY_TIMEOUT`` (seconds),
         ``OPENREALTIME_SHUTDOWN_TIMEOUT`` (seconds),
-        ``OPENREALTIME_INSPECTOR_MAX_BYTES``, ``OPENREALTIME_INSPECTOR_KEEP_CLOSED``.
+        ``OPENREALTIME_INSPECTOR_MAX_BYTES``, ``OPENREALTIME_INSPECTOR_KEEP_CLOSED``,
+        ``OPENREALTIME_ALLOWED_HOSTS`` (comma-separated), ``OPENREALTIME_METRICS_KEY``.
         Keyword arguments override both.
 
         Raises:
@@ -348,6 +356,10 @@ class Settings:
             values["inspector_keep_closed"] = _seconds(
                 "OPENREALTIME_INSPECTOR_KEEP_CLOSED", keep
             )
+        if hosts := env.get("OPENREALTIME_ALLOWED_HOSTS"):
+            values["allowed_hosts"] = _list(hosts)
+        if metrics_key := env.get("OPENREALTIME_METRICS_KEY"):
+            values["metrics_key"] = metrics_key
         if shutdown := env.get("OPENREALTIME_SHUTDOWN_TIMEOUT"):
             values["shutdown_timeout"] = _seconds(
                 "OPENREALTIME_SHUTDOWN_TIMEOUT", shutdown
