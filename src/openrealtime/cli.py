@@ -153,6 +153,13 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
         "bind address' names; with it on, any",
     )
     serve.add_argument(
+        "--auth-max-failures",
+        type=int,
+        metavar="N",
+        help="wrong keys one client address may try per minute before it gets "
+        "429 (default 10; 0 turns this off, e.g. behind a proxy)",
+    )
+    serve.add_argument(
         "--metrics-key",
         metavar="KEY",
         help="require 'Authorization: Bearer KEY' on GET /metrics",
@@ -212,6 +219,8 @@ def build_settings(
         overrides["allowed_hosts"] = tuple(args.allowed_hosts)
     if args.metrics_key is not None:
         overrides["metrics_key"] = args.metrics_key
+    if args.auth_max_failures is not None:
+        overrides["auth_max_failures"] = args.auth_max_failures
     overrides.update(inspector.settings_overrides(args))
     try:
         overrides.update(
@@ -253,6 +262,8 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["OPENREALTIME_ALLOWED_HOSTS"] = ",".join(args.allowed_hosts)
     if args.metrics_key is not None:
         env["OPENREALTIME_METRICS_KEY"] = args.metrics_key
+    if args.auth_max_failures is not None:
+        env["OPENREALTIME_AUTH_MAX_FAILURES"] = str(args.auth_max_failures)
     env.update(inspector.settings_env(args))
     env.update(pipeline.settings_env(args))
     return env

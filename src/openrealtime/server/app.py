@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Literal
 
 from starlette.applications import Starlette
@@ -37,10 +38,12 @@ from openrealtime.ids import RandomIds
 from openrealtime.server.connection import Connection, EventObserver
 from openrealtime.server.guard import Guard
 from openrealtime.server.handshake import (
+    CLOSE_AUTH,
     Accepted,
     Rejected,
     close_reason,
     error_frame,
+    find_api_key,
     negotiate,
     select_subprotocol,
 )
@@ -49,9 +52,10 @@ from openrealtime.server.inspector import Inspector
 from openrealtime.server.lifecycle import die_with_master
 from openrealtime.server.logsafe import printable
 from openrealtime.server.metrics import Metrics
-from openrealtime.server.rest import authorize, create_client_secret
+from openrealtime.server.rest import authorize, create_client_secret, rest_error
 from openrealtime.server.secrets import SecretStore
 from openrealtime.server.settings import ConfigurationError, Settings
+from openrealtime.server.throttle import AuthThrottle, too_many_failures
 from openrealtime.session import Session
 
 
@@ -107,6 +111,11 @@ class RealtimeServer:
         self._ids = RandomIds()
         #: The Host names answered (``None``: any); set by create_app.
         self.hosts: HostPolicy | None = None
+        #: Wrong keys per client address.
+        self.throttle = AuthThrottle(
+            max_failures=settings.auth_max_failures,
+            window=settings.auth_failure_window,
+        )
 
     def routes(self) -> list[BaseRoute]:
         """The routes, under both ``/v1/realtime`` and ``/realtime``."""
@@ -163,8 +172,20 @@ class RealtimeServer:
     async def client_secrets(self, request: Request) -> Response:
         """``POST /v1/realtime/client_secrets``: mint an ephemeral key."""
         # The key first: a request without one never has its body read.
+        address = request.client.host if request.client else None
+        retry = self.throttle.retry_after(address)
+        if retry:
+            limited = rest_error(too_many_failures(retry), 429)
+            return Response(
+                limited.body,
+                429,
+                media_type=limited.content_type,
+                headers={"Retry-After": str(max(1, math.ceil(retry)))},
+            )
         denied = authorize(request.headers, self.settings)
         if denied is not None:
+            if find_api_key(request.headers) is not None:
+                self.throttle.failed(address)
             return Response(denied.body, denied.status, media_type=denied.content_type)
         body = await request.body()
         result = await create_client_secret(
@@ -185,6 +206,36 @@ class RealtimeServer:
     # picows driver (:mod:`openrealtime.server.picows_driver`) both call
     # refuse(), open() and closed(), so the sessions, metrics, logs and
     # observers are the same whichever carries the frames.
+
+    async def negotiate(
+        self,
+        *,
+        headers: Mapping[str, str],
+        query: Mapping[str, str],
+        subprotocols: Sequence[str],
+        address: str | None,
+    ) -> Accepted | Rejected:
+        """:func:`~openrealtime.server.handshake.negotiate`, throttled: an
+        address with too many wrong keys is refused before its key is looked
+        at (close 3000), and each wrong key counts
+        (:mod:`openrealtime.server.throttle`)."""
+        retry = self.throttle.retry_after(address)
+        if retry:
+            return Rejected(
+                too_many_failures(retry),
+                CLOSE_AUTH,
+                close_reason(too_many_failures(retry)),
+            )
+        outcome = await negotiate(
+            headers=headers,
+            query=query,
+            subprotocols=subprotocols,
+            settings=self.settings,
+            secrets=self.secrets,
+        )
+        if isinstance(outcome, Rejected) and outcome.error.code == "invalid_api_key":
+            self.throttle.failed(address)
+        return outcome
 
     def refuse(self, outcome: Rejected, peer: str) -> bytes:
         """Count and log a refused connection; return its ``error`` frame.
@@ -305,12 +356,11 @@ class RealtimeServer:
                 "headers": [],
             }
         )
-        outcome = await negotiate(
+        outcome = await self.negotiate(
             headers=Headers(scope=scope),
             query=QueryParams(scope.get("query_string", b"")),
             subprotocols=subprotocols,
-            settings=self.settings,
-            secrets=self.secrets,
+            address=client[0] if client else None,
         )
         if isinstance(outcome, Rejected):
             frame = self.refuse(outcome, peer)
@@ -468,6 +518,8 @@ def create_app(
     if secrets is None:
         secrets = settings.secret_store()
     server = RealtimeServer(settings, secrets, observer)
+    if inspector is not None:
+        inspector.throttle = server.throttle
     if warn_no_auth and not settings.auth_enabled:
         logger.warning(
             "Authentication is off: no API key is configured, so any client can "

@@ -59,6 +59,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from openrealtime.server.metrics import client_event_type, server_event_type
+from openrealtime.server.throttle import AuthThrottle
 from openrealtime.session import Session
 from openrealtime.tools.diff import diff
 
@@ -529,6 +530,8 @@ class Inspector:
         self.keep_closed = keep_closed
         #: Bytes the records keep, in all (see SessionRecord.bytes).
         self.bytes = 0
+        #: Wrong keys per client address (the server's, set by create_app).
+        self.throttle: AuthThrottle | None = None
         self._clock = clock
         self.sessions: collections.OrderedDict[str, SessionRecord] = (
             collections.OrderedDict()
@@ -643,10 +646,29 @@ class Inspector:
             WebSocketRoute("/inspector/api/sessions/{id}/live", self.live),
         ]
 
+    def _throttled(self, request: Request) -> Response | None:
+        """The 429 page of an address with too many wrong keys."""
+        if self.throttle is None or not self.api_keys:
+            return None
+        retry = self.throttle.retry_after(
+            request.client.host if request.client else None
+        )
+        if not retry:
+            return None
+        return self._login_page(request, error=True, status=429)
+
+    def _wrong_key(self, request: Request) -> None:
+        if self.throttle is not None:
+            self.throttle.failed(request.client.host if request.client else None)
+
     async def page(self, request: Request) -> Response:
         """``GET /inspector``: the page, or the login form."""
         key = self._take_key(request)
+        if key is not None and (limited := self._throttled(request)) is not None:
+            return limited
         if not self._authorized(request, key):
+            if key is not None:
+                self._wrong_key(request)
             return self._login_page(request, error=key is not None)
         if key is not None:
             # Drop the key from the address bar (and history), keep a cookie.
@@ -658,18 +680,28 @@ class Inspector:
         )
         return HTMLResponse(page, headers=_NO_STORE)
 
-    def _login_page(self, request: Request, *, error: bool) -> Response:
+    def _login_page(
+        self, request: Request, *, error: bool, status: int = 401
+    ) -> Response:
         page = _static("login.html")
         page = page.replace("{{BASE}}", html.escape(self._base(request)))
-        page = page.replace(
-            "{{ERROR}}", '<p class="error">That key is not valid.</p>' if error else ""
+        message = (
+            "Too many wrong keys from your address; try again later."
+            if status == 429
+            else "That key is not valid."
         )
-        return HTMLResponse(page, status_code=401, headers=_NO_STORE)
+        page = page.replace(
+            "{{ERROR}}", f'<p class="error">{message}</p>' if error else ""
+        )
+        return HTMLResponse(page, status_code=status, headers=_NO_STORE)
 
     async def login(self, request: Request) -> Response:
         """``POST /inspector/login``: the form's key, checked, as a cookie."""
+        if (limited := self._throttled(request)) is not None:
+            return limited
         key = _form_field(await request.body(), "key")
         if key is None or not self._valid_key(key):
+            self._wrong_key(request)
             return self._login_page(request, error=True)
         response = RedirectResponse(self._base(request), 303)
         self._login_cookie(response, request, key)

@@ -81,7 +81,7 @@ from picows.picows import WSProtocol  # type: ignore[attr-defined]
 
 from openrealtime.server.app import RealtimeServer
 from openrealtime.server.connection import Connection
-from openrealtime.server.handshake import Rejected, negotiate, select_subprotocol
+from openrealtime.server.handshake import Rejected, select_subprotocol
 from openrealtime.server.hosts import host_not_allowed
 
 
@@ -406,6 +406,7 @@ class _Session(WSListener):
         "_request",
         "subprotocols",
         "peer",
+        "address",
         "connection",
         "_opening",
         "_pending",
@@ -440,6 +441,7 @@ class _Session(WSListener):
         self.subprotocols = _header_values(request, "Sec-WebSocket-Protocol")
         peername = transport.get_extra_info("peername")
         self.peer = f"{peername[0]}:{peername[1]}" if peername else "-"
+        self.address: str | None = peername[0] if peername else None
         self.connection: Connection | None = None
         self._opening: asyncio.Task[None] | None = None
         #: Frames that arrived while the session was being opened.
@@ -562,12 +564,11 @@ class _Session(WSListener):
         self._request = None
         target = request.path.decode("latin-1")
         try:
-            outcome = await negotiate(
+            outcome = await server.negotiate(
                 headers=_headers(request),
                 query=dict(parse_qsl(target.partition("?")[2], keep_blank_values=True)),
                 subprotocols=self.subprotocols,
-                settings=server.settings,
-                secrets=server.secrets,
+                address=self.address,
             )
         except Exception:
             logger.exception("connection from %s failed", self.peer)

@@ -197,6 +197,10 @@ class Settings:
             when it is on; ``"*"``: any).
         metrics_key: when set, ``GET /metrics`` needs ``Authorization: Bearer``
             with this key.
+        auth_max_failures: wrong keys one client address may present within
+            ``auth_failure_window`` seconds before it gets 429 / close 3000
+            (:mod:`openrealtime.server.throttle`); 0 turns this off.
+        auth_failure_window: seconds a wrong key counts.
     """
 
     host: str = "127.0.0.1"
@@ -225,6 +229,8 @@ class Settings:
     shutdown_timeout: float = 5.0
     allowed_hosts: tuple[str, ...] = ()
     metrics_key: str | None = None
+    auth_max_failures: int = 10
+    auth_failure_window: float = 60.0
 
     def __post_init__(self) -> None:
         if self.pipeline is not None:
@@ -241,6 +247,11 @@ class Settings:
             raise ConfigurationError("max_body_bytes must be at least 1024")
         if not self.body_timeout > 0:
             raise ConfigurationError("body_timeout must be more than 0 seconds")
+        if self.auth_max_failures < 0 or not self.auth_failure_window > 0:
+            raise ConfigurationError(
+                "auth_max_failures must be at least 0 and auth_failure_window "
+                "more than 0 seconds"
+            )
         if not self.shutdown_timeout > 0:
             raise ConfigurationError("shutdown_timeout must be more than 0 seconds")
         if self.inspector_sessions < 1 or self.inspector_events < 1:
@@ -300,7 +311,8 @@ class Settings:
         ``OPENREALTIME_MAX_BODY_BYTES``, ``OPENREALTIME_BODY_TIMEOUT`` (seconds),
         ``OPENREALTIME_SHUTDOWN_TIMEOUT`` (seconds),
         ``OPENREALTIME_INSPECTOR_MAX_BYTES``, ``OPENREALTIME_INSPECTOR_KEEP_CLOSED``,
-        ``OPENREALTIME_ALLOWED_HOSTS`` (comma-separated), ``OPENREALTIME_METRICS_KEY``.
+        ``OPENREALTIME_ALLOWED_HOSTS`` (comma-separated), ``OPENREALTIME_METRICS_KEY``,
+        ``OPENREALTIME_AUTH_MAX_FAILURES``.
         Keyword arguments override both.
 
         Raises:
@@ -358,6 +370,10 @@ class Settings:
             )
         if hosts := env.get("OPENREALTIME_ALLOWED_HOSTS"):
             values["allowed_hosts"] = _list(hosts)
+        if failures := env.get("OPENREALTIME_AUTH_MAX_FAILURES"):
+            values["auth_max_failures"] = _int(
+                "OPENREALTIME_AUTH_MAX_FAILURES", failures, 0
+            )
         if metrics_key := env.get("OPENREALTIME_METRICS_KEY"):
             values["metrics_key"] = metrics_key
         if shutdown := env.get("OPENREALTIME_SHUTDOWN_TIMEOUT"):
