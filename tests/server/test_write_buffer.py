@@ -4,7 +4,7 @@ Regression test for issue 14: with a 4 MiB cap, a client that sent 8 MiB
 ``instructions`` in five ``session.update`` events (each answered by a
 ``session.updated`` as large) and read normally was dropped after three. One
 client frame can make several events as large as itself (a response echoing
-an item of the frame's size writes about 4.7 times its size before the
+an item of the frame's size writes about 4.4 to 4.7 times its size before the
 client can read any of it, measured), so the cap scales with the frame cap.
 """
 

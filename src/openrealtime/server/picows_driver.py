@@ -153,8 +153,8 @@ _drivers: weakref.WeakKeyDictionary[Config, _Driver] = weakref.WeakKeyDictionary
 
 #: Frames' worth of output the write buffer may hold: one client frame can
 #: make several events as large as itself before the client can read any
-#: (a response echoing a frame-sized item writes about 4.7 times the frame,
-#: measured in tests/server/test_write_buffer.py), so six frames.
+#: (a response echoing a frame-sized item writes about 4.4 to 4.7 times the
+#: frame: bench/bench_write_buffer.py), so six frames.
 WRITE_BUFFER_FRAMES = 6
 #: The least write-buffer cap, whatever the frame cap.
 MIN_WRITE_BUFFER = 4 * 1024 * 1024
