@@ -46,9 +46,9 @@ from openrealtime.server.hosts import HostPolicy, host_not_allowed
 
 
 __all__ = [
+    "Guard",
     "HTML_HEADERS",
     "SECURITY_HEADERS",
-    "Guard",
     "body_too_large",
     "body_too_slow",
 ]
