@@ -53,7 +53,11 @@ Backpressure: when the socket's write buffer crosses the transport's high
 water mark, the session stops reading from the client and its responders
 wait in :meth:`Connection.drain`; a client that does not read for
 :attr:`RealtimeProtocol.write_stall_timeout` seconds, or lets the buffer
-grow past :attr:`RealtimeProtocol.max_write_buffer` bytes, is disconnected.
+grow past :func:`write_buffer_cap` bytes (six frame caps), is disconnected.
+
+Frames over 8 KiB are written by this driver, header and payload in bytes it
+owns, not by picows's ``send`` (whose header of such frames is a view of a
+buffer it reuses: ``docs/upstream/picows-reuse.md``).
 """
 
 from __future__ import annotations
