@@ -164,6 +164,47 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
         metavar="N",
         help="the tokens limit rate_limits.updated reports (per minute)",
     )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        metavar="N",
+        help="largest HTTP request body, checked before the API key "
+        "(default 16 MiB; 413 above it)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="time a request may take to send its body (default 30; 408 after)",
+    )
+    serve.add_argument(
+        "--allowed-host",
+        dest="allowed_hosts",
+        action="append",
+        metavar="NAME",
+        help="answer requests for this Host name (repeatable; .example.com for "
+        "subdomains too, '*' for any). Default: with authentication off, the "
+        "bind address' names; with it on, any",
+    )
+    serve.add_argument(
+        "--auth-max-failures",
+        type=int,
+        metavar="N",
+        help="wrong keys one client address may try per minute before it gets "
+        "429 (default 10; 0 turns this off, e.g. behind a proxy)",
+    )
+    serve.add_argument(
+        "--metrics-key",
+        metavar="KEY",
+        help="require 'Authorization: Bearer KEY' on GET /metrics",
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="on SIGTERM, time given to open connections to close before they "
+        "are cut (default 5)",
+    )
     pipeline.add_arguments(serve)
     inspector.add_arguments(serve)
     serve.set_defaults(run=_serve)
@@ -202,6 +243,18 @@ def build_settings(
         overrides["workers"] = args.workers
     if args.redis_url is not None:
         overrides["redis_url"] = args.redis_url
+    if args.max_body_bytes is not None:
+        overrides["max_body_bytes"] = args.max_body_bytes
+    if args.body_timeout is not None:
+        overrides["body_timeout"] = args.body_timeout
+    if args.shutdown_timeout is not None:
+        overrides["shutdown_timeout"] = args.shutdown_timeout
+    if args.allowed_hosts:
+        overrides["allowed_hosts"] = tuple(args.allowed_hosts)
+    if args.metrics_key is not None:
+        overrides["metrics_key"] = args.metrics_key
+    if args.auth_max_failures is not None:
+        overrides["auth_max_failures"] = args.auth_max_failures
     overrides.update(inspector.settings_overrides(args))
     try:
         overrides.update(
@@ -249,6 +302,18 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["OPENREALTIME_DEBUG"] = "1"
     if args.redis_url is not None:
         env["OPENREALTIME_REDIS_URL"] = args.redis_url
+    if args.max_body_bytes is not None:
+        env["OPENREALTIME_MAX_BODY_BYTES"] = str(args.max_body_bytes)
+    if args.body_timeout is not None:
+        env["OPENREALTIME_BODY_TIMEOUT"] = str(args.body_timeout)
+    if args.shutdown_timeout is not None:
+        env["OPENREALTIME_SHUTDOWN_TIMEOUT"] = str(args.shutdown_timeout)
+    if args.allowed_hosts:
+        env["OPENREALTIME_ALLOWED_HOSTS"] = ",".join(args.allowed_hosts)
+    if args.metrics_key is not None:
+        env["OPENREALTIME_METRICS_KEY"] = args.metrics_key
+    if args.auth_max_failures is not None:
+        env["OPENREALTIME_AUTH_MAX_FAILURES"] = str(args.auth_max_failures)
     env.update(inspector.settings_env(args))
     env.update(pipeline.settings_env(args))
     env.update(_engine_env(args))
@@ -260,6 +325,12 @@ def log_config(settings: Settings) -> dict[str, Any]:
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
+    # No client string (a model, a path) can start a forged log line.
+    config.setdefault("filters", {})["safe"] = {
+        "()": "openrealtime.server.logsafe.SafeLogFilter"
+    }
+    for handler in config["handlers"].values():
+        handler.setdefault("filters", []).append("safe")
     level = "DEBUG" if settings.debug else settings.log_level.upper()
     config["loggers"]["openrealtime"] = {
         "handlers": ["default"],
@@ -318,6 +389,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from openrealtime.server.app import AUTH_WARNED_ENV, create_app
+    from openrealtime.server.lifecycle import MASTER_PID_ENV
 
     settings = build_settings(args)
     driver = args.driver or os.environ.get("OPENREALTIME_DRIVER") or DRIVERS[0]
@@ -338,6 +410,7 @@ def _serve(args: argparse.Namespace) -> int:
         ws_ping_interval=settings.ping_interval,
         log_level=settings.log_level,
         log_config=log_config(settings),
+        timeout_graceful_shutdown=settings.shutdown_timeout,
     )
     check_port(settings.host, settings.port)
     logging.config.dictConfig(options["log_config"])
@@ -355,6 +428,8 @@ def _serve(args: argparse.Namespace) -> int:
                 "require one."
             )
         os.environ[AUTH_WARNED_ENV] = "1"
+        # Workers exit when this process dies, even by SIGKILL.
+        os.environ[MASTER_PID_ENV] = str(os.getpid())
         uvicorn.run(
             "openrealtime.server.app:app_from_env",
             factory=True,

@@ -69,6 +69,7 @@ def running_server(
     secrets: SecretStore | None = None,
     protocol: type[RealtimeProtocol] = RealtimeProtocol,
     ping_timeout: float = 20.0,
+    observer: Any = None,
 ) -> Iterator[LiveServer]:
     """Run a server with ``settings`` in a thread until the block ends.
 
@@ -81,7 +82,7 @@ def running_server(
         http = protocol
     else:  # pragma: no cover - the place to add adapters
         raise ValueError(f"unknown driver {driver!r}")
-    app = create_app(settings, secrets=secrets, warn_no_auth=False)
+    app = create_app(settings, secrets=secrets, observer=observer, warn_no_auth=False)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -16,14 +16,17 @@ Routes: WebSocket ``/v1/realtime`` and ``/realtime``; ``POST
 
 from __future__ import annotations
 
+import hmac
 import logging
+import math
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Literal
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, QueryParams
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -34,19 +37,31 @@ from openrealtime.exceptions import InvalidRequestError, ProtocolError
 from openrealtime.ids import RandomIds
 from openrealtime.responders.pacing import paced
 from openrealtime.server.connection import Connection, EventObserver
+from openrealtime.server.guard import Guard
 from openrealtime.server.handshake import (
+    CLOSE_AUTH,
     Accepted,
     Rejected,
     close_reason,
     error_frame,
+    find_api_key,
     negotiate,
     select_subprotocol,
 )
+from openrealtime.server.hosts import HostPolicy
 from openrealtime.server.inspector import Inspector, off_routes
+from openrealtime.server.lifecycle import die_with_master
+from openrealtime.server.logsafe import printable
 from openrealtime.server.metrics import Metrics
-from openrealtime.server.rest import create_client_secret, request_id
+from openrealtime.server.rest import (
+    authorize,
+    create_client_secret,
+    request_id,
+    rest_error,
+)
 from openrealtime.server.secrets import SecretStore
 from openrealtime.server.settings import ConfigurationError, Settings
+from openrealtime.server.throttle import AuthThrottle, too_many_failures
 from openrealtime.session import Session
 
 
@@ -100,6 +115,13 @@ class RealtimeServer:
         self.observer = observer
         self.metrics = Metrics()
         self._ids = RandomIds()
+        #: The Host names answered (``None``: any); set by create_app.
+        self.hosts: HostPolicy | None = None
+        #: Wrong keys per client address.
+        self.throttle = AuthThrottle(
+            max_failures=settings.auth_max_failures,
+            window=settings.auth_failure_window,
+        )
 
     def routes(self) -> list[BaseRoute]:
         """The routes, under both ``/v1/realtime`` and ``/realtime``."""
@@ -117,17 +139,60 @@ class RealtimeServer:
     # --- HTTP ------------------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
-        """``GET /healthz``: the server is up."""
+        """``GET /healthz``: the server is up, and so is its key store.
+
+        With a store that can be pinged (Redis), a store that does not answer
+        makes it 503 ``{"status": "unavailable", "reason": ...}``: this node
+        cannot mint or check ephemeral keys.
+        """
+        ping = getattr(self.secrets, "ping", None)
+        if ping is not None and not await ping():
+            return JSONResponse(
+                {
+                    "status": "unavailable",
+                    "reason": "the Redis key store is unreachable",
+                },
+                503,
+            )
         return JSONResponse({"status": "ok"})
 
     async def metrics_endpoint(self, request: Request) -> Response:
-        """``GET /metrics``: counters in the Prometheus text format."""
+        """``GET /metrics``: counters in the Prometheus text format (with a
+        ``metrics_key``, only for ``Authorization: Bearer`` that key)."""
+        key = self.settings.metrics_key
+        if key is not None:
+            given = request.headers.get("authorization", "")
+            if not (
+                given[:7].lower() == "bearer "
+                and hmac.compare_digest(given[7:].strip().encode(), key.encode())
+            ):
+                return PlainTextResponse(
+                    "metrics need Authorization: Bearer <metrics key>\n",
+                    401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
         return PlainTextResponse(
             self.metrics.render(), media_type="text/plain; version=0.0.4"
         )
 
     async def client_secrets(self, request: Request) -> Response:
         """``POST /v1/realtime/client_secrets``: mint an ephemeral key."""
+        # The key first: a request without one never has its body read.
+        address = request.client.host if request.client else None
+        retry = self.throttle.retry_after(address)
+        if retry:
+            limited = rest_error(too_many_failures(retry), 429)
+            return Response(
+                limited.body,
+                429,
+                media_type=limited.content_type,
+                headers={"Retry-After": str(max(1, math.ceil(retry)))},
+            )
+        denied = authorize(request.headers, self.settings)
+        if denied is not None:
+            if find_api_key(request.headers) is not None:
+                self.throttle.failed(address)
+            return Response(denied.body, denied.status, media_type=denied.content_type)
         body = await request.body()
         result = await create_client_secret(
             body,
@@ -152,6 +217,36 @@ class RealtimeServer:
     # picows driver (:mod:`openrealtime.server.picows_driver`) both call
     # refuse(), open() and closed(), so the sessions, metrics, logs and
     # observers are the same whichever carries the frames.
+
+    async def negotiate(
+        self,
+        *,
+        headers: Mapping[str, str],
+        query: Mapping[str, str],
+        subprotocols: Sequence[str],
+        address: str | None,
+    ) -> Accepted | Rejected:
+        """:func:`~openrealtime.server.handshake.negotiate`, throttled: an
+        address with too many wrong keys is refused before its key is looked
+        at (close 3000), and each wrong key counts
+        (:mod:`openrealtime.server.throttle`)."""
+        retry = self.throttle.retry_after(address)
+        if retry:
+            return Rejected(
+                too_many_failures(retry),
+                CLOSE_AUTH,
+                close_reason(too_many_failures(retry)),
+            )
+        outcome = await negotiate(
+            headers=headers,
+            query=query,
+            subprotocols=subprotocols,
+            settings=self.settings,
+            secrets=self.secrets,
+        )
+        if isinstance(outcome, Rejected) and outcome.error.code == "invalid_api_key":
+            self.throttle.failed(address)
+        return outcome
 
     def refuse(self, outcome: Rejected, peer: str) -> bytes:
         """Count and log a refused connection; return its ``error`` frame.
@@ -218,7 +313,7 @@ class RealtimeServer:
             "%s: %s session opened (%s) from %s",
             session.config.id,
             outcome.kind,
-            outcome.model or "transcription",
+            printable(outcome.model) if outcome.model else "transcription",
             peer,
         )
         return connection
@@ -230,12 +325,17 @@ class RealtimeServer:
             "%s: session closed (code %s%s)",
             connection.session.config.id,
             connection.close_code,
-            f", {connection.close_reason}" if connection.close_reason else "",
+            f", {printable(connection.close_reason)}"
+            if connection.close_reason
+            else "",
         )
         # An observer may want the end too (the inspector shows the code).
         closed = getattr(connection.observer, "closed", None)
         if closed is not None:
-            closed(connection.close_code, connection.close_reason)
+            try:
+                closed(connection.close_code, connection.close_reason)
+            except Exception:
+                logger.warning("observer's closed() failed", exc_info=True)
 
     def fail_too_large(self, connection: Connection, size: int) -> None:
         """A client frame over ``max_frame_bytes``: an error, then close 1009."""
@@ -267,12 +367,11 @@ class RealtimeServer:
                 "headers": [],
             }
         )
-        outcome = await negotiate(
+        outcome = await self.negotiate(
             headers=Headers(scope=scope),
             query=QueryParams(scope.get("query_string", b"")),
             subprotocols=subprotocols,
-            settings=self.settings,
-            secrets=self.secrets,
+            address=client[0] if client else None,
         )
         if isinstance(outcome, Rejected):
             frame = self.refuse(outcome, peer)
@@ -419,6 +518,8 @@ def create_app(
             api_keys=settings.api_keys,
             max_sessions=settings.inspector_sessions,
             max_events=settings.inspector_events,
+            max_bytes=settings.inspector_max_bytes,
+            keep_closed=settings.inspector_keep_closed,
         )
         observer = (
             inspector.observe
@@ -428,6 +529,8 @@ def create_app(
     if secrets is None:
         secrets = settings.secret_store()
     server = RealtimeServer(settings, secrets, observer)
+    if inspector is not None:
+        inspector.throttle = server.throttle
     if warn_no_auth and not settings.auth_enabled:
         logger.warning(
             "Authentication is off: no API key is configured, so any client can "
@@ -442,14 +545,31 @@ def create_app(
         routes += inspector.routes()
     else:
         routes += off_routes()
-    app = Starlette(routes=routes)
+    hosts = HostPolicy(
+        settings.allowed_hosts,
+        auth_enabled=settings.auth_enabled,
+        bind_host=settings.host,
+    )
+    server.hosts = None if hosts.any else hosts
+    guard = Middleware(
+        Guard,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
+        hosts=server.hosts,
+    )
+    app = Starlette(routes=routes, middleware=[guard])
     app.state.realtime = server
     app.state.inspector = inspector
     return app
 
 
 def app_from_env() -> Starlette:
-    """The app configured from ``OPENREALTIME_*`` (uvicorn's ``factory=True``)."""
+    """The app configured from ``OPENREALTIME_*`` (uvicorn's ``factory=True``).
+
+    In a worker of ``serve --workers``, it also makes the process exit when
+    its master dies (:func:`~openrealtime.server.lifecycle.die_with_master`).
+    """
+    die_with_master()
     return create_app(
         Settings.from_env(), warn_no_auth=os.environ.get(AUTH_WARNED_ENV) != "1"
     )

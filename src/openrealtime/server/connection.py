@@ -165,6 +165,7 @@ class Connection:
         self._debug = debug
         # One test per frame instead of three.
         self._observing = metrics is not None or on_event is not None or debug
+        self._observer_failed = False
         self._high_water = high_water
         self._clock = clock
         self._loop = asyncio.get_running_loop()
@@ -379,7 +380,20 @@ class Connection:
                 )
             logger.debug("%s %s %s", self.session.config.id, direction, event_type)
         if self._on_event is not None:
-            self._on_event(direction, data.encode() if isinstance(data, str) else data)
+            try:
+                self._on_event(
+                    direction, data.encode() if isinstance(data, str) else data
+                )
+            except Exception:
+                # An observer (the inspector, a user's) must never break the
+                # connection it watches; log its first failure only.
+                if not self._observer_failed:
+                    self._observer_failed = True
+                    logger.warning(
+                        "%s: event observer failed",
+                        self.session.config.id,
+                        exc_info=True,
+                    )
 
     def _begin_close(self, close: Close) -> None:
         if self._closing:

@@ -145,6 +145,13 @@ def _float(name: str, value: str) -> float:
     return number
 
 
+def _seconds(name: str, value: str) -> float:
+    number = _float(name, value)
+    if not number > 0:
+        raise ConfigurationError(f"{name} must be more than 0, not {value}")
+    return number
+
+
 def _list(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
@@ -178,6 +185,8 @@ class Settings:
             process shows its own sessions).
         inspector_sessions: sessions the inspector keeps (live, then recent).
         inspector_events: events (and updates) it keeps per session.
+        inspector_max_bytes: bytes it keeps in all (oldest dropped first).
+        inspector_keep_closed: seconds it lists a closed session.
         pipeline: the voice pipeline (VAD, transcription, speech, responder by
             name, see :mod:`openrealtime.server.pipeline`); when set, it makes
             ``responder``, ``transcriber`` and ``scorer_factory``.
@@ -189,6 +198,20 @@ class Settings:
             (``1``: real time, the default, so clients can cancel, truncate
             and barge in; ``0``: as fast as possible). A scripted fixture's
             ``pace`` overrides it.
+        max_body_bytes: largest HTTP request body (413 above it), checked
+            before the API key (:mod:`openrealtime.server.guard`).
+        body_timeout: seconds a request may take to send its body (408).
+        shutdown_timeout: seconds a graceful shutdown waits for connections
+            (SIGTERM; the CLI only): then the rest are cut.
+        allowed_hosts: ``Host`` names answered (:mod:`openrealtime.server.hosts`;
+            empty: the bind address' names when authentication is off, any
+            when it is on; ``"*"``: any).
+        metrics_key: when set, ``GET /metrics`` needs ``Authorization: Bearer``
+            with this key.
+        auth_max_failures: wrong keys one client address may present within
+            ``auth_failure_window`` seconds before it gets 429 / close 3000
+            (:mod:`openrealtime.server.throttle`); 0 turns this off.
+        auth_failure_window: seconds a wrong key counts.
     """
 
     host: str = "127.0.0.1"
@@ -207,10 +230,19 @@ class Settings:
     inspector: bool = False
     inspector_sessions: int = 50
     inspector_events: int = 1000
+    inspector_max_bytes: int = 64 * 1024 * 1024
+    inspector_keep_closed: float = 3600.0
     pipeline: Pipeline | None = None
     redis_url: str | None = None
     scorer_factory: Callable[[int], FrameScorer] | None = None
     pace: float = 1.0
+    max_body_bytes: int = 16 * 1024 * 1024
+    body_timeout: float = 30.0
+    shutdown_timeout: float = 5.0
+    allowed_hosts: tuple[str, ...] = ()
+    metrics_key: str | None = None
+    auth_max_failures: int = 10
+    auth_failure_window: float = 60.0
 
     def __post_init__(self) -> None:
         if self.pipeline is not None:
@@ -229,6 +261,17 @@ class Settings:
             raise ConfigurationError("max_frame_bytes must be at least 1024")
         if self.pace < 0:
             raise ConfigurationError(f"pace must be at least 0, not {self.pace}")
+        if self.max_body_bytes < 1024:
+            raise ConfigurationError("max_body_bytes must be at least 1024")
+        if not self.body_timeout > 0:
+            raise ConfigurationError("body_timeout must be more than 0 seconds")
+        if self.auth_max_failures < 0 or not self.auth_failure_window > 0:
+            raise ConfigurationError(
+                "auth_max_failures must be at least 0 and auth_failure_window "
+                "more than 0 seconds"
+            )
+        if not self.shutdown_timeout > 0:
+            raise ConfigurationError("shutdown_timeout must be more than 0 seconds")
         if self.inspector_sessions < 1 or self.inspector_events < 1:
             raise ConfigurationError(
                 "inspector_sessions and inspector_events must be at least 1"
@@ -286,6 +329,11 @@ class Settings:
         ``OPENREALTIME_PACE`` (multiple of real time), and the limits that
         ``rate_limits.updated`` reports, ``OPENREALTIME_RATE_LIMIT_REQUESTS``
         and ``OPENREALTIME_RATE_LIMIT_TOKENS`` (per minute).
+        ``OPENREALTIME_MAX_BODY_BYTES``, ``OPENREALTIME_BODY_TIMEOUT`` (seconds),
+        ``OPENREALTIME_SHUTDOWN_TIMEOUT`` (seconds),
+        ``OPENREALTIME_INSPECTOR_MAX_BYTES``, ``OPENREALTIME_INSPECTOR_KEEP_CLOSED``,
+        ``OPENREALTIME_ALLOWED_HOSTS`` (comma-separated), ``OPENREALTIME_METRICS_KEY``,
+        ``OPENREALTIME_AUTH_MAX_FAILURES``.
         Keyword arguments override both.
 
         Raises:
@@ -329,6 +377,7 @@ class Settings:
         for name, key in (
             ("OPENREALTIME_INSPECTOR_SESSIONS", "inspector_sessions"),
             ("OPENREALTIME_INSPECTOR_EVENTS", "inspector_events"),
+            ("OPENREALTIME_INSPECTOR_MAX_BYTES", "inspector_max_bytes"),
         ):
             if number := env.get(name):
                 values[key] = _int(name, number, 1)
@@ -346,6 +395,26 @@ class Settings:
             base = overrides.pop("limits", None)
             values["limits"] = dataclasses.replace(
                 base if isinstance(base, Limits) else Limits(), **rate_limits
+            )
+        if size := env.get("OPENREALTIME_MAX_BODY_BYTES"):
+            values["max_body_bytes"] = _int("OPENREALTIME_MAX_BODY_BYTES", size, 1024)
+        if timeout := env.get("OPENREALTIME_BODY_TIMEOUT"):
+            values["body_timeout"] = _seconds("OPENREALTIME_BODY_TIMEOUT", timeout)
+        if keep := env.get("OPENREALTIME_INSPECTOR_KEEP_CLOSED"):
+            values["inspector_keep_closed"] = _seconds(
+                "OPENREALTIME_INSPECTOR_KEEP_CLOSED", keep
+            )
+        if hosts := env.get("OPENREALTIME_ALLOWED_HOSTS"):
+            values["allowed_hosts"] = _list(hosts)
+        if failures := env.get("OPENREALTIME_AUTH_MAX_FAILURES"):
+            values["auth_max_failures"] = _int(
+                "OPENREALTIME_AUTH_MAX_FAILURES", failures, 0
+            )
+        if metrics_key := env.get("OPENREALTIME_METRICS_KEY"):
+            values["metrics_key"] = metrics_key
+        if shutdown := env.get("OPENREALTIME_SHUTDOWN_TIMEOUT"):
+            values["shutdown_timeout"] = _seconds(
+                "OPENREALTIME_SHUTDOWN_TIMEOUT", shutdown
             )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
