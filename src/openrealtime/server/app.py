@@ -46,6 +46,13 @@ from openrealtime.server.metrics import Metrics
 from openrealtime.server.rest import create_client_secret
 from openrealtime.server.secrets import SecretStore
 from openrealtime.server.settings import ConfigurationError, Settings
+from openrealtime.server.talk import talk_routes
+from openrealtime.server.webrtc import (
+    Calls,
+    SidebandConnection,
+    call_not_found,
+    webrtc_routes,
+)
 from openrealtime.session import Session
 
 
@@ -99,6 +106,8 @@ class RealtimeServer:
         self.observer = observer
         self.metrics = Metrics()
         self._ids = RandomIds()
+        #: WebRTC calls (``POST /v1/realtime/calls``) of this process.
+        self.calls = Calls(self)
 
     def routes(self) -> list[BaseRoute]:
         """The routes, under both ``/v1/realtime`` and ``/realtime``."""
@@ -109,6 +118,8 @@ class RealtimeServer:
             routes.append(
                 Route(f"{prefix}/client_secrets", self.client_secrets, methods=["POST"])
             )
+            routes += webrtc_routes(self, prefix)
+        routes += talk_routes()
         routes.append(Route("/healthz", self.healthz, methods=["GET"]))
         routes.append(Route("/metrics", self.metrics_endpoint, methods=["GET"]))
         return routes
@@ -182,6 +193,18 @@ class RealtimeServer:
         ``send_text``/``close`` or synchronous ``write``/``write_close``).
         The caller starts the connection and calls :meth:`closed` at the end.
         """
+        if outcome.call_id is not None:
+            sideband = self.calls.join(
+                outcome.call_id,
+                send_text=send_text,
+                close=close,
+                write=write,
+                write_close=write_close,
+            )
+            if sideband is not None:
+                self.metrics.open_connections += 1
+                logger.info("%s: sideband joined from %s", outcome.call_id, peer)
+                return sideband
         settings = self.settings
         session = Session(
             kind=outcome.kind,
@@ -208,6 +231,12 @@ class RealtimeServer:
         metrics = self.metrics
         metrics.open_connections += 1
         metrics.sessions_total += 1
+        if outcome.call_id is not None:
+            # ?call_id= of no call here: refused, before session.created.
+            error = call_not_found(outcome.call_id)
+            connection.fail(
+                error_frame(error, self._ids, time.time()), 4000, close_reason(error)
+            )
         logger.info(
             "%s: %s session opened (%s) from %s",
             session.config.id,
@@ -220,6 +249,8 @@ class RealtimeServer:
     def closed(self, connection: Connection) -> None:
         """A session opened by :meth:`open` ended (after ``aclose()``)."""
         self.metrics.open_connections -= 1
+        if isinstance(connection, SidebandConnection):
+            return
         logger.info(
             "%s: session closed (code %s%s)",
             connection.session.config.id,

@@ -1,0 +1,260 @@
+"""WebRTC calls end to end, with aiortc as the browser.
+
+A real server (the voice pipeline: Silero VAD, PocketSphinx, espeak) answers
+``POST /v1/realtime/calls``; the client speaks espeak sentences on its Opus
+microphone track, reads the ``oai-events`` data channel and records the reply
+track, as a browser would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import websockets
+
+from openrealtime.server import Settings
+from openrealtime.server.pipeline import Pipeline
+from openrealtime.voice.tts import EspeakSynthesizer
+from tests.server.conftest import API_KEY, LiveServer, running_server
+from tests.webrtc.helpers import Client
+
+
+def speak(text: str) -> bytes:
+    """espeak-ng speech as 24 kHz PCM16."""
+    return b"".join(EspeakSynthesizer().synthesize(text, voice="echo", speed=1.0))
+
+
+VAD = {
+    "audio": {
+        "input": {
+            "transcription": {"model": "whisper-1"},
+            "turn_detection": {"type": "server_vad", "silence_duration_ms": 600},
+        }
+    }
+}
+LONG = "Hello world. What is the weather like today in the city of London?"
+
+
+@pytest.fixture(scope="module")
+def voice_server() -> Iterator[LiveServer]:
+    pipeline = Pipeline(vad="silero", transcription="pocketsphinx", speech="espeak")
+    settings = Settings(api_keys=(API_KEY,), pipeline=pipeline)
+    with running_server(settings, "picows") as live:
+        yield live
+
+
+async def open_call(server: LiveServer) -> Client:
+    client = Client()
+    response = await client.connect(server.http, API_KEY)
+    assert response.status_code == 201, response.text
+    assert response.headers["content-type"].startswith("application/sdp")
+    assert response.headers["location"] == f"/v1/realtime/calls/{client.call_id}"
+    return client
+
+
+async def test_spoken_turn_reply_audio_barge_in_and_hangup(
+    voice_server: LiveServer,
+) -> None:
+    client = await open_call(voice_server)
+    try:
+        created = await client.wait_for("session.created")
+        assert created["session"]["audio"]["input"]["format"] == {
+            "type": "audio/pcm",
+            "rate": 24000,
+        }
+        client.send({"type": "session.update", "session": {"type": "realtime", **VAD}})
+        await client.wait_for("session.updated")
+
+        # 1. A spoken turn on the microphone track: VAD, transcript, reply.
+        client.mic.say(speak(LONG))
+        started = await client.wait_for("input_audio_buffer.speech_started")
+        await client.wait_for("input_audio_buffer.speech_stopped")
+        done = await client.wait_for(
+            "conversation.item.input_audio_transcription.completed"
+        )
+        words = set(done["transcript"].lower().split())
+        assert {"hello", "world", "weather", "today", "london"} & words, done
+        playing = await client.wait_for("output_audio_buffer.started")
+        began = time.monotonic()
+        response_done = await client.wait_for("response.done")
+        assert playing["response_id"] == response_done["response"]["id"]
+        # The audio goes on the track, not the channel.
+        assert not client.of("response.output_audio.delta")
+        assert client.of("response.output_audio_transcript.done")
+
+        # 2. Barge-in: speak while the reply plays.
+        await asyncio.sleep(1.0)
+        heard_until = time.monotonic()
+        assert client.loudness(began, heard_until) > 0.02, "no reply audio heard"
+        mark = len(client.events)
+        client.mic.say(speak("Stop please."))
+        await client.wait_for("input_audio_buffer.speech_started", after=mark)
+        cleared = await client.wait_for("output_audio_buffer.cleared", after=mark)
+        assert cleared["response_id"] == playing["response_id"]
+        truncated = await client.wait_for("conversation.item.truncated", after=mark)
+        # Truncated to what was played: about a second, far less than the reply.
+        item_id = truncated["item_id"]
+        assert 500 <= truncated["audio_end_ms"] <= 4000, truncated
+        (item,) = [o for o in response_done["response"]["output"] if o["id"] == item_id]
+        assert item["role"] == "assistant"
+        # No stopped for the cleared response.
+        assert not [
+            e
+            for e in client.of("output_audio_buffer.stopped")
+            if e["response_id"] == cleared["response_id"]
+        ]
+        # The interruption is a turn of its own; its reply plays out and stops.
+        second = await client.wait_for("output_audio_buffer.started", after=mark)
+        assert second["response_id"] != playing["response_id"]
+        await client.wait_for(
+            "output_audio_buffer.stopped", response_id=second["response_id"]
+        )
+        assert started["audio_start_ms"] >= 0
+
+        # 3. Hang up: the call ends, the channel closes, the session is closed.
+        realtime = voice_server.app.state.realtime
+        assert len(realtime.calls) == 1
+        async with httpx.AsyncClient() as http:
+            hung = await http.post(
+                f"{voice_server.http}/v1/realtime/calls/{client.call_id}/hangup",
+                headers={"Authorization": f"Bearer {API_KEY}"},
+            )
+        assert hung.status_code == 200, hung.text
+        deadline = time.monotonic() + 10
+        while client.channel.readyState != "closed" and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert client.channel.readyState == "closed"
+        assert len(realtime.calls) == 0
+        assert realtime.metrics.open_connections == 0
+    finally:
+        await client.close()
+
+
+async def test_sideband_controls_the_call(voice_server: LiveServer) -> None:
+    """A server-side WebSocket with ?call_id= sees the call's events and
+    drives it: session.update, response.create."""
+    client = await open_call(voice_server)
+    try:
+        await client.wait_for("session.created")
+        url = voice_server.ws_url(call_id=client.call_id or "")
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        async with websockets.connect(url, additional_headers=headers) as ws:
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "session.update",
+                        "session": {
+                            "type": "realtime",
+                            "instructions": "from the sideband",
+                            "output_modalities": ["text"],
+                        },
+                    }
+                )
+            )
+            updated = json.loads(await ws.recv())
+            assert updated["type"] == "session.updated"
+            assert updated["session"]["instructions"] == "from the sideband"
+            # The browser side saw the same update.
+            seen = await client.wait_for("session.updated")
+            assert seen["session"]["instructions"] == "from the sideband"
+            # A response requested by the browser is seen by the sideband.
+            client.send(
+                {
+                    "type": "conversation.item.create",
+                    "item": {
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": "ping"}],
+                    },
+                }
+            )
+            client.send({"type": "response.create"})
+            types: list[str] = []
+            while "response.done" not in types:
+                types.append(json.loads(await asyncio.wait_for(ws.recv(), 20))["type"])
+            assert "response.output_text.delta" in types
+            await client.wait_for("response.done")
+            # The sideband's own response.create runs on the call.
+            await ws.send(json.dumps({"type": "response.create"}))
+            mark = len(client.events)
+            await client.wait_for("response.created", after=mark)
+            await client.wait_for("response.done", after=mark)
+    finally:
+        await client.close()
+
+
+async def test_sideband_for_unknown_call(voice_server: LiveServer) -> None:
+    url = voice_server.ws_url(call_id="rtc_nope")
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    async with websockets.connect(url, additional_headers=headers) as ws:
+        error = json.loads(await ws.recv())
+        assert error["type"] == "error"
+        assert error["error"]["code"] == "call_not_found"
+        with pytest.raises(websockets.ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 4000
+
+
+async def test_peer_that_disappears_ends_its_session(voice_server: LiveServer) -> None:
+    client = await open_call(voice_server)
+    await client.wait_for("session.created")
+    realtime = voice_server.app.state.realtime
+    assert client.call_id is not None and realtime.calls.get(client.call_id)
+    await client.close()  # the tab is closed: DTLS and SCTP go away
+    deadline = time.monotonic() + 15
+    while realtime.calls.get(client.call_id) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert realtime.calls.get(client.call_id) is None
+    assert realtime.metrics.open_connections == 0
+
+
+async def test_errors_as_the_hosted_rest_api(voice_server: LiveServer) -> None:
+    client = Client()
+    offer = await client.pc.createOffer()
+    await client.pc.setLocalDescription(offer)
+    sdp = client.pc.localDescription.sdp
+    await client.close()
+    base = f"{voice_server.http}/v1/realtime/calls"
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    async with httpx.AsyncClient() as http:
+        none = await http.post(
+            base, content=sdp, headers={"Content-Type": "application/sdp"}
+        )
+        assert none.status_code == 401
+        bad = await http.post(
+            base, content=sdp, headers={"Authorization": "Bearer sk-wrong-key-000000"}
+        )
+        assert bad.status_code == 401
+        assert bad.json()["error"]["code"] == "invalid_api_key"
+        junk = await http.post(base, content=b"hello", headers=auth)
+        assert junk.status_code == 400
+        assert junk.json()["error"]["param"] == "sdp"
+        no_audio = "\r\n".join(
+            line for line in sdp.split("\r\n") if not line.startswith("m=audio")
+        ).replace("m=audio", "")
+        no_audio = sdp.split("m=audio")[0]
+        answer = await http.post(base, content=no_audio, headers=auth)
+        assert answer.status_code == 400
+        assert "no audio m-line" in answer.json()["error"]["message"]
+        # A bad session: the same error as client_secrets gives for it.
+        session = {"type": "realtime", "audio": {"output": {"voice": 7}}}
+        form = await http.post(
+            base,
+            files={"sdp": (None, sdp), "session": (None, json.dumps(session))},
+            headers=auth,
+        )
+        minted = await http.post(
+            f"{voice_server.http}/v1/realtime/client_secrets",
+            json={"session": session},
+            headers=auth,
+        )
+        assert form.status_code == minted.status_code == 400
+        assert form.json() == minted.json()
+        missing = await http.post(f"{base}/rtc_nope/hangup", headers=auth)
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "call_not_found"
