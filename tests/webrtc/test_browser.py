@@ -1,0 +1,225 @@
+"""WebRTC from headless Chromium: the stock ``@openai/agents-realtime`` SDK
+(``RealtimeSession`` over ``OpenAIRealtimeWebRTC``) and the talk page.
+
+Chromium is Debian's, driven by playwright as in the inspector test; its
+microphone is a WAV file (``--use-file-for-fake-audio-capture``, looped). The
+SDK is the npm package as published (``tests/webrtc/js``, ``npm ci`` in
+``scripts/test.sh``): its browser ESM bundle is served unchanged from the
+test server's origin.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import wave
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.responses import HTMLResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from openrealtime import audio
+from openrealtime.server import Settings
+from openrealtime.server.pipeline import Pipeline
+from openrealtime.voice.tts import EspeakSynthesizer
+from tests.server.conftest import API_KEY, LiveServer, running_server
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SDK = Path(__file__).parent / "js" / "node_modules" / "@openai" / "agents-realtime"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "weather.yaml"
+#: Seconds to wait for one step of a conversation in the browser.
+STEP = 60_000
+
+
+def chromium_args(wav: Path) -> list[str]:
+    return [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+
+
+def write_wav(path: Path, text: str, pause_ms: int) -> Path:
+    """Speech then a pause, 48 kHz mono PCM16 (Chromium loops the file)."""
+    speech = b"".join(EspeakSynthesizer().synthesize(text, voice="echo", speed=1.0))
+    pcm = audio.silence(600, 24000) + speech + audio.silence(pause_ms, 24000)
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(48000)
+        wav.writeframes(audio.resample(pcm, 24000, 48000))
+    return path
+
+
+SDK_PAGE = """<!doctype html>
+<meta charset="utf-8">
+<title>agents-realtime over WebRTC</title>
+<script type="module">
+import { RealtimeAgent, RealtimeSession, tool } from "/sdk/openai-realtime-agents.mjs";
+const params = new URLSearchParams(location.search);
+window.events = [];
+window.tools = [];
+window.failures = [];
+const getWeather = tool({
+  name: "get_weather",
+  description: "The weather in a city.",
+  parameters: {
+    type: "object",
+    properties: { city: { type: "string" } },
+    required: ["city"],
+    additionalProperties: false,
+  },
+  strict: true,
+  execute: async ({ city }) => {
+    window.tools.push(city);
+    return `Sunny in ${city}.`;
+  },
+});
+const agent = new RealtimeAgent({
+  name: "Weather",
+  instructions: "Answer questions about the weather.",
+  tools: [getWeather],
+});
+const session = new RealtimeSession(agent, { transport: "webrtc", model: "gpt-realtime" });
+session.transport.on("*", (event) => window.events.push(event));
+session.on("error", (error) => window.failures.push(String(error && error.error || error)));
+window.session = session;
+try {
+  await session.connect({
+    apiKey: params.get("key"),
+    url: location.origin + "/v1/realtime/calls",
+  });
+  window.callId = session.transport.callId;
+  window.connected = true;
+} catch (error) {
+  window.failures.push(String(error));
+}
+</script>
+"""
+
+
+@pytest.fixture(scope="module")
+def browser_server() -> Iterator[LiveServer]:
+    pipeline = Pipeline(
+        vad="silero",
+        transcription="pocketsphinx",
+        speech="espeak",
+        responder="scripted",
+        fixtures=str(FIXTURES),
+    )
+    settings = Settings(api_keys=(API_KEY,), pipeline=pipeline, inspector=True)
+    with running_server(settings, "picows") as live:
+        assert (SDK / "dist" / "bundle").is_dir(), "run npm ci in tests/webrtc/js"
+
+        async def page(request: Any) -> HTMLResponse:
+            return HTMLResponse(SDK_PAGE)
+
+        live.app.router.routes += [
+            Route("/sdk-test", page),
+            Mount("/sdk", StaticFiles(directory=SDK / "dist" / "bundle")),
+        ]
+        yield live
+
+
+@pytest.fixture
+async def chromium(tmp_path: Path) -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    wav = write_wav(tmp_path / "mic.wav", "What is the weather in Paris?", 3500)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=chromium_args(wav)
+        )
+        try:
+            context = await browser.new_context()
+            yield await context.new_page()
+            await context.close()
+        finally:
+            await browser.close()
+
+
+async def mint(server: LiveServer) -> str:
+    async with httpx.AsyncClient() as http:
+        minted = await http.post(
+            f"{server.http}/v1/realtime/client_secrets",
+            json={"session": {"type": "realtime"}},
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        )
+    value: str = minted.json()["value"]
+    return value
+
+
+def types(events: list[dict[str, Any]]) -> list[str]:
+    return [e["type"] for e in events]
+
+
+async def test_stock_agents_sdk_over_webrtc(
+    browser_server: LiveServer, chromium: Any
+) -> None:
+    """RealtimeSession + OpenAIRealtimeWebRTC: connect, a spoken question,
+    a tool call run by the SDK, its spoken answer, and an interruption."""
+    page = chromium
+    key = await mint(browser_server)
+    await page.goto(f"{browser_server.http}/sdk-test?key={key}")
+    await page.wait_for_function(
+        "window.connected || window.failures.length", timeout=STEP
+    )
+    assert await page.evaluate("window.failures") == []
+    call_id = await page.evaluate("window.callId")
+    assert call_id and call_id.startswith("rtc_")
+
+    # The fake microphone asks for the weather: the scripted agent calls
+    # get_weather, the SDK runs the tool and sends its output, then the
+    # answer is spoken.
+    await page.wait_for_function("window.tools.length > 0", timeout=STEP)
+    assert (await page.evaluate("window.tools"))[0] == "Paris"
+    await page.wait_for_function(
+        """window.events.some(e => e.type === "conversation.item.added"
+              && e.item.type === "function_call_output")""",
+        timeout=STEP,
+    )
+    await page.wait_for_function(
+        """window.events.some(e => e.type === "response.output_audio_transcript.done"
+              && e.transcript.includes("sunny"))""",
+        timeout=STEP,
+    )
+    # The interruption: while a reply plays, session.interrupt() sends
+    # output_audio_buffer.clear (and response.cancel); the server clears.
+    await page.wait_for_function(
+        """(() => {
+            const started = window.events.filter(e => e.type === "output_audio_buffer.started");
+            const ended = window.events.filter(e => e.type === "output_audio_buffer.stopped"
+                || e.type === "output_audio_buffer.cleared");
+            const playing = started.filter(s => !ended.some(e => e.response_id === s.response_id));
+            if (playing.length) { window.session.interrupt(); window.interrupted = playing[0].response_id; return true; }
+            return false;
+        })()""",
+        timeout=STEP,
+        polling=50,
+    )
+    interrupted = await page.evaluate("window.interrupted")
+    await page.wait_for_function(
+        f"""window.events.some(e => e.type === "output_audio_buffer.cleared"
+              && e.response_id === {json.dumps(interrupted)})""",
+        timeout=STEP,
+    )
+    events = await page.evaluate("window.events")
+    seen = types(events)
+    assert "response.output_audio.delta" not in seen
+    assert "session.updated" in seen
+    assert await page.evaluate("window.failures") == []
+    await page.evaluate("window.session.close()")
