@@ -11,6 +11,7 @@ test server's origin.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import wave
 from collections.abc import AsyncIterator, Iterator
@@ -223,3 +224,52 @@ async def test_stock_agents_sdk_over_webrtc(
     assert "session.updated" in seen
     assert await page.evaluate("window.failures") == []
     await page.evaluate("window.session.close()")
+
+
+@pytest.mark.parametrize("transport", ["WebRTC", "WebSocket"])
+async def test_talk_page_one_spoken_turn(
+    browser_server: LiveServer, chromium: Any, transport: str
+) -> None:
+    """/talk: the operator's key entered once, Talk, one spoken turn with
+    both sides transcribed, and a link to the session in the inspector;
+    over WebRTC, and over the WebSocket it falls back to."""
+    from playwright.async_api import expect
+
+    page = chromium
+    await page.set_viewport_size({"width": 380, "height": 800})  # a phone
+    await page.goto(f"{browser_server.http}/talk")
+    await page.click("#talk")
+    # Auth is on: the page asks for the key once.
+    await expect(page.locator("#key-form")).to_be_visible()
+    await expect(page.locator("#status")).to_contain_text("API key")
+    await page.fill("#key", API_KEY)
+    await page.click("#key-form button")
+    if transport == "WebSocket":
+        await page.check("#websocket")
+    await page.click("#talk")
+    await expect(page.locator("#status")).to_contain_text(transport, timeout=STEP)
+    # PocketSphinx hears espeak through Opus well enough, not perfectly.
+    user = page.locator("#transcript li.user:not(.pending)").first
+    await expect(user).to_contain_text(
+        re.compile("weather|whether|paris", re.I), timeout=STEP
+    )
+    # The scripted agent answers (this page gives it no tools).
+    assistant = page.locator("#transcript li.assistant:not(.pending)").first
+    await expect(assistant).to_contain_text(
+        re.compile("weather|check", re.I), timeout=STEP
+    )
+    session_id = await page.locator("#session-id").text_content()
+    assert session_id and session_id.startswith("sess_")
+    inspect = page.locator("#inspect")
+    await expect(inspect).to_be_visible()
+    assert await inspect.get_attribute("href") == f"/inspector#{session_id}"
+    # The key is kept in the browser, never in the page's address.
+    assert API_KEY not in page.url
+    await page.click("#hangup")
+    await expect(page.locator("#status")).to_contain_text("ended")
+    realtime = browser_server.app.state.realtime
+    for _ in range(100):
+        if not len(realtime.calls):
+            break
+        await page.wait_for_timeout(100)
+    assert len(realtime.calls) == 0
