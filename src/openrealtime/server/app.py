@@ -9,17 +9,20 @@
 
 Routes: WebSocket ``/v1/realtime`` and ``/realtime``; ``POST
 /v1/realtime/client_secrets`` and ``/realtime/client_secrets``; ``GET
-/healthz``; ``GET /metrics`` (Prometheus text format); with
+/healthz``; ``GET /metrics`` (Prometheus text format); WebRTC ``POST
+/v1/realtime/calls`` and ``.../calls/{call_id}/hangup``, and the talk page
+``GET /talk`` (:mod:`openrealtime.server.webrtc`); with
 ``Settings(inspector=True)``, ``GET /inspector`` and its API
 (:mod:`openrealtime.server.inspector`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Literal
 
 from starlette.applications import Starlette
@@ -51,6 +54,7 @@ from openrealtime.server.webrtc import (
     Calls,
     SidebandConnection,
     call_not_found,
+    missing as missing_webrtc,
     webrtc_routes,
 )
 from openrealtime.session import Session
@@ -460,10 +464,22 @@ def create_app(
         )
     if settings.pipeline is not None:
         logger.info(settings.pipeline.describe())
+    if warn_no_auth:
+        webrtc_missing = missing_webrtc()
+        if webrtc_missing is None:
+            logger.info("WebRTC: POST /v1/realtime/calls; a page to talk at /talk")
+        else:
+            logger.warning(webrtc_missing)
     routes = server.routes()
     if inspector is not None:
         routes += inspector.routes()
-    app = Starlette(routes=routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await server.calls.aclose()  # WebRTC calls end with the server
+
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.realtime = server
     app.state.inspector = inspector
     return app
