@@ -102,7 +102,7 @@ window.session = session;
 try {
   await session.connect({
     apiKey: params.get("key"),
-    url: location.origin + "/v1/realtime/calls",
+    url: params.get("server") + "/v1/realtime/calls",
   });
   window.callId = session.transport.callId;
   window.connected = true;
@@ -175,7 +175,10 @@ async def test_stock_agents_sdk_over_webrtc(
     a tool call run by the SDK, its spoken answer, and an interruption."""
     page = chromium
     key = await mint(browser_server)
-    await page.goto(f"{browser_server.http}/sdk-test?key={key}")
+    # The page is on another origin (localhost) than the API (127.0.0.1), as a
+    # browser developer's page is: the offer crosses origins (CORS).
+    page_url = browser_server.http.replace("127.0.0.1", "localhost")
+    await page.goto(f"{page_url}/sdk-test?key={key}&server={browser_server.http}")
     await page.wait_for_function(
         "window.connected || window.failures.length", timeout=STEP
     )

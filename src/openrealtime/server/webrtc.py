@@ -932,8 +932,31 @@ class Calls:
 # --- Routes --------------------------------------------------------------------------
 
 
+#: Browsers post offers from their own pages' origins, as to the hosted API.
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Location",
+}
+
+
 def _answer(result: RestResult) -> Response:
-    return Response(result.body, result.status, media_type=result.content_type)
+    return Response(
+        result.body, result.status, media_type=result.content_type, headers=CORS
+    )
+
+
+async def _preflight(request: Request) -> Response:
+    asked = request.headers.get("access-control-request-headers", "")
+    return Response(
+        b"",
+        204,
+        headers={
+            **CORS,
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": asked or "Authorization, Content-Type",
+            "Access-Control-Max-Age": "600",
+        },
+    )
 
 
 def webrtc_routes(server: RealtimeServer, prefix: str) -> list[BaseRoute]:
@@ -954,7 +977,7 @@ def webrtc_routes(server: RealtimeServer, prefix: str) -> list[BaseRoute]:
             sdp,
             201,
             media_type="application/sdp",
-            headers={"Location": f"/v1/realtime/calls/{call.call_id}"},
+            headers={"Location": f"/v1/realtime/calls/{call.call_id}", **CORS},
         )
 
     async def hangup(request: Request) -> Response:
@@ -972,5 +995,6 @@ def webrtc_routes(server: RealtimeServer, prefix: str) -> list[BaseRoute]:
 
     return [
         Route(f"{prefix}/calls", create_call, methods=["POST"]),
+        Route(f"{prefix}/calls", _preflight, methods=["OPTIONS"]),
         Route(f"{prefix}/calls/{{call_id}}/hangup", hangup, methods=["POST"]),
     ]
