@@ -52,9 +52,8 @@ from openrealtime.server.settings import ConfigurationError, Settings
 from openrealtime.server.talk import talk_routes
 from openrealtime.server.webrtc import (
     Calls,
-    SidebandConnection,
-    call_not_found,
     missing as missing_webrtc,
+    refused_sideband,
     webrtc_routes,
 )
 from openrealtime.session import Session
@@ -237,10 +236,8 @@ class RealtimeServer:
         metrics.sessions_total += 1
         if outcome.call_id is not None:
             # ?call_id= of no call here: refused, before session.created.
-            error = call_not_found(outcome.call_id)
-            connection.fail(
-                error_frame(error, self._ids, time.time()), 4000, close_reason(error)
-            )
+            code, reason, frame = refused_sideband(outcome.call_id)
+            connection.fail(frame, code, reason)
         logger.info(
             "%s: %s session opened (%s) from %s",
             session.config.id,
@@ -253,7 +250,7 @@ class RealtimeServer:
     def closed(self, connection: Connection) -> None:
         """A session opened by :meth:`open` ended (after ``aclose()``)."""
         self.metrics.open_connections -= 1
-        if isinstance(connection, SidebandConnection):
+        if getattr(connection, "sideband", False):
             return
         logger.info(
             "%s: session closed (code %s%s)",

@@ -80,6 +80,8 @@ from openrealtime.server.connection import Connection
 from openrealtime.server.handshake import (
     Accepted,
     bad_api_key,
+    close_reason,
+    error_frame,
     find_api_key,
     invalid_model,
     key_accepted,
@@ -102,6 +104,7 @@ if TYPE_CHECKING:
     from aiortc.mediastreams import MediaStreamTrack
 
     from openrealtime.server.app import RealtimeServer
+    from openrealtime.server.call_router import CallRouter
 
 
 __all__ = [
@@ -156,6 +159,12 @@ def call_not_found(call_id: str) -> InvalidRequestError:
     return InvalidRequestError(
         "call_not_found", f"Call '{call_id}' not found.", "call_id"
     )
+
+
+def refused_sideband(call_id: str) -> tuple[int, str, bytes]:
+    """Close code, reason and ``error`` frame for ``?call_id=`` of no call."""
+    error = call_not_found(call_id)
+    return 4000, close_reason(error), error_frame(error, RandomIds(), time.time())
 
 
 _session_decoder: Decoder[ClientSecretCreateRequest] = Decoder(
@@ -694,6 +703,8 @@ class Call:
         finally:
             self.calls.forget(self)
             self._ended.set()
+            if self.calls.router is not None:
+                await self.calls.router.unregister(self.call_id)
 
 
 def _response_id(data: bytes) -> str | None:
@@ -823,6 +834,12 @@ class Calls:
         self.server = server
         self._calls: dict[str, Call] = {}
         self._ids = RandomIds()
+        #: With --redis-url: reaches calls in the other processes.
+        self.router: CallRouter | None = None
+        if server.settings.redis_url:
+            from openrealtime.server.call_router import CallRouter
+
+            self.router = CallRouter(server.settings.redis_url, self)
 
     def __len__(self) -> int:
         return len(self._calls)
@@ -890,6 +907,13 @@ class Calls:
         )
         call.connection = connection
         self._calls[call_id] = call
+        if self.router is not None:
+            try:
+                await self.router.register(call_id)
+            except Exception as exc:  # Redis down: the call works, here only
+                logger.warning(
+                    "%s: not shared through Redis (%s)", call_id, type(exc).__name__
+                )
         connection.start()
         for track in microphone:
             call.spawn(call.read_microphone(track))
@@ -907,17 +931,28 @@ class Calls:
             await asyncio.sleep(0.25)
 
     async def hangup(self, call_id: str) -> bool:
-        """End a call here; return whether it was found."""
+        """End a call, here or (through Redis) in another process; return
+        whether it was found."""
         call = self._calls.get(call_id)
         if call is None:
+            if self.router is not None:
+                try:
+                    return await self.router.hangup(call_id)
+                except Exception as exc:
+                    logger.warning("hangup through Redis failed: %r", exc)
             return False
         await call.end("hung up")
         return True
 
-    def join(self, call_id: str, **transport: Any) -> SidebandConnection | None:
-        """A sideband connection to a call in this process, if it is here."""
+    def join(
+        self, call_id: str, *, local: bool = False, **transport: Any
+    ) -> Connection | None:
+        """A sideband connection to a call: here, or relayed to the process
+        that has it (``None``: no such call here and no Redis to ask)."""
         call = self._calls.get(call_id)
         if call is None or call.connection is None or call.ended:
+            if self.router is not None and not local:
+                return self.router.join_remote(call_id, **transport)
             return None
         sideband = SidebandConnection(call, **transport)
         call.sidebands.add(sideband)
@@ -927,6 +962,8 @@ class Calls:
         """End every call (server shutdown)."""
         calls = list(self._calls.values())
         await asyncio.gather(*(c.end("server shutdown") for c in calls))
+        if self.router is not None:
+            await self.router.aclose()
 
 
 # --- Routes --------------------------------------------------------------------------
