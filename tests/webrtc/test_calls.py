@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -43,7 +46,7 @@ LONG = "Hello world. What is the weather like today in the city of London?"
 @pytest.fixture(scope="module")
 def voice_server() -> Iterator[LiveServer]:
     pipeline = Pipeline(vad="silero", transcription="pocketsphinx", speech="espeak")
-    settings = Settings(api_keys=(API_KEY,), pipeline=pipeline)
+    settings = Settings(api_keys=(API_KEY,), pipeline=pipeline, inspector=True)
     with running_server(settings, "picows") as live:
         yield live
 
@@ -200,9 +203,15 @@ async def test_sideband_for_unknown_call(voice_server: LiveServer) -> None:
         assert ws.close_code == 4000
 
 
-async def test_peer_that_disappears_ends_its_session(voice_server: LiveServer) -> None:
+def closed_in_inspector(server: LiveServer, session_id: str) -> dict[str, Any]:
+    inspector = server.app.state.inspector
+    summary: dict[str, Any] = inspector.sessions[session_id].summary()
+    return summary
+
+
+async def test_peer_that_closes_ends_its_session(voice_server: LiveServer) -> None:
     client = await open_call(voice_server)
-    await client.wait_for("session.created")
+    created = await client.wait_for("session.created")
     realtime = voice_server.app.state.realtime
     assert client.call_id is not None and realtime.calls.get(client.call_id)
     await client.close()  # the tab is closed: DTLS and SCTP go away
@@ -211,6 +220,63 @@ async def test_peer_that_disappears_ends_its_session(voice_server: LiveServer) -
         await asyncio.sleep(0.1)
     assert realtime.calls.get(client.call_id) is None
     assert realtime.metrics.open_connections == 0
+    summary = closed_in_inspector(voice_server, created["session"]["id"])
+    assert summary["closed"] is not None and not summary["live"]
+
+
+PEER = """
+import asyncio, sys
+from tests.webrtc.helpers import Client
+
+async def main() -> None:
+    client = Client()
+    await client.connect(sys.argv[1], sys.argv[2])
+    print(client.call_id, flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+async def test_peer_that_vanishes_ends_its_session(voice_server: LiveServer) -> None:
+    """A peer killed outright (no DTLS close, no SCTP abort) is noticed by
+    its silent microphone track within ``media_timeout``."""
+    realtime = voice_server.app.state.realtime
+    realtime.calls.media_timeout = 2.0
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        PEER,
+        voice_server.http,
+        API_KEY,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        call_id = line.decode().strip()
+        call = realtime.calls.get(call_id)
+        assert call is not None
+        for _ in range(100):  # the microphone flows
+            if call.mic_frames:
+                break
+            await asyncio.sleep(0.1)
+        assert call.mic_frames
+        session_id = call.connection.session.config.id
+        proc.kill()
+        began = time.monotonic()
+        # (The call lives on the server's loop, in another thread: poll.)
+        while realtime.calls.get(call_id) and time.monotonic() - began < 15:
+            await asyncio.sleep(0.05)
+        assert realtime.calls.get(call_id) is None
+        assert time.monotonic() - began < 6
+        assert not closed_in_inspector(voice_server, session_id)["live"]
+    finally:
+        realtime.calls.media_timeout = 10.0
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
 
 
 async def test_errors_as_the_hosted_rest_api(voice_server: LiveServer) -> None:

@@ -135,6 +135,8 @@ FRAME_SAMPLES = WIRE_RATE // 50
 FRAME_BYTES = FRAME_SAMPLES * 2
 #: Seconds a call may take to connect (ICE and DTLS) before it is ended.
 CONNECT_TIMEOUT = 30.0
+#: Seconds without microphone audio (once it flowed) that end a call.
+MEDIA_TIMEOUT = 10.0
 #: Frames kept for a data channel that is not open yet.
 MAX_PENDING = 4096
 
@@ -642,11 +644,18 @@ class Call:
 
         resampler: audio.Resampler | None = None
         loop_cpu = time.thread_time
+        timeout: float | None = None  # none until the first frame
         while not self._ending:
             try:
-                frame = await track.recv()
+                frame = await asyncio.wait_for(track.recv(), timeout)
             except MediaStreamError:
                 return
+            except TimeoutError:
+                # Browsers send 50 frames a second, silence included: a peer
+                # that stopped is gone (faster than ICE consent's ~30 s).
+                self.spawn(self.end(f"no audio from the peer for {timeout} s"))
+                return
+            timeout = self.calls.media_timeout
             connection = self.connection
             if connection is None or connection.closing:
                 return
@@ -834,6 +843,8 @@ class Calls:
         self.server = server
         self._calls: dict[str, Call] = {}
         self._ids = RandomIds()
+        #: Seconds without a microphone frame after which a call is over.
+        self.media_timeout = MEDIA_TIMEOUT
         #: With --redis-url: reaches calls in the other processes.
         self.router: CallRouter | None = None
         if server.settings.redis_url:
