@@ -138,6 +138,54 @@ async def test_spoken_turn_reply_audio_barge_in_and_hangup(
         await client.close()
 
 
+STORY = (
+    "Once upon a time there was a small cat who lived by the sea. Every morning "
+    "she walked along the beach, counted the boats, greeted the fishermen and "
+    "watched the gulls. In the evening she went home, ate her supper and slept "
+    "by the fire until the sun came up again over the quiet water."
+)
+
+
+async def test_client_clear_cuts_a_long_reply(voice_server: LiveServer) -> None:
+    """output_audio_buffer.clear during a long spoken reply: the reply, whose
+    generation waits for playback (5 s ahead at most), is cancelled; the
+    buffer is cleared and the item truncated to what was played."""
+    client = await open_call(voice_server)
+    try:
+        await client.wait_for("session.created")
+        client.send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": STORY}],
+                },
+            }
+        )
+        client.send({"type": "response.create"})
+        started = await client.wait_for("output_audio_buffer.started")
+        await asyncio.sleep(1.5)
+        mark = len(client.events)
+        client.send({"type": "output_audio_buffer.clear", "event_id": "evt_clear"})
+        cleared = await client.wait_for("output_audio_buffer.cleared", after=mark)
+        assert cleared["response_id"] == started["response_id"]
+        done = await client.wait_for("response.done", after=mark)
+        # Still generating when cleared: more than 5 s of speech was asked for.
+        assert done["response"]["status"] == "cancelled"
+        truncated = await client.wait_for("conversation.item.truncated", after=mark)
+        assert 1000 <= truncated["audio_end_ms"] <= 3500, truncated
+        await asyncio.sleep(0.5)
+        assert not client.of("output_audio_buffer.stopped")
+        assert not client.of("error")
+        # After the clear the track is silent again.
+        now = time.monotonic()
+        await asyncio.sleep(0.6)
+        assert client.loudness(now + 0.2, now + 0.6) < 0.01
+    finally:
+        await client.close()
+
+
 async def test_sideband_controls_the_call(voice_server: LiveServer) -> None:
     """A server-side WebSocket with ?call_id= sees the call's events and
     drives it: session.update, response.create."""

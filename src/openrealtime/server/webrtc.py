@@ -62,6 +62,7 @@ from openrealtime.models.client_events import (
     ConversationItemTruncateEvent,
     InputAudioBufferAppendEvent,
     OutputAudioBufferClearEvent,
+    ResponseCancelEvent,
 )
 from openrealtime.models.server_events import (
     OutputAudioBufferClearedEvent,
@@ -135,6 +136,10 @@ FRAME_SAMPLES = WIRE_RATE // 50
 FRAME_BYTES = FRAME_SAMPLES * 2
 #: Seconds a call may take to connect (ICE and DTLS) before it is ended.
 CONNECT_TIMEOUT = 30.0
+#: Reply audio queued for the track above which responders wait, and below
+#: which they go on (5 s and 2 s at 48 kHz PCM16).
+PAUSE_BYTES = 5 * WIRE_RATE * 2
+RESUME_BYTES = 2 * WIRE_RATE * 2
 #: Seconds without microphone audio (once it flowed) that end a call.
 MEDIA_TIMEOUT = 10.0
 #: Frames kept for a data channel that is not open yet.
@@ -339,6 +344,10 @@ class Playback:
     done: set[str] = field(default_factory=set)
     #: The response whose audio plays (or last played).
     current: str | None = None
+    #: Responses whose audio was cleared: their late audio is dropped.
+    cleared: set[str] = field(default_factory=set)
+    #: Bytes waiting in ``segments``.
+    queued_bytes: int = 0
 
     def queued(self) -> bool:
         return bool(self.segments)
@@ -356,6 +365,7 @@ class Playback:
             self.current = segment.response_id
             chunk = segment.pcm[: nbytes - len(out)]
             del segment.pcm[: len(chunk)]
+            self.queued_bytes -= len(chunk)
             out += chunk
             heard = self.heard.get(segment.item_id)
             if heard is not None:
@@ -371,7 +381,9 @@ class Playback:
             heard = self.heard.get(segment.item_id)
             if heard is not None and segment.pcm:
                 cut[segment.item_id] = heard
+            self.cleared.add(segment.response_id)
         self.segments.clear()
+        self.queued_bytes = 0
         return list(cut.items())
 
 
@@ -396,6 +408,7 @@ class Call:
         self._ending = False
         self._ids = RandomIds()
         self._resampler: audio.Resampler | None = None
+        self._paused = False
         #: Seconds of CPU spent on this call's audio in the event loop.
         self.loop_cpu = 0.0
         self.mic_frames = 0
@@ -455,6 +468,8 @@ class Call:
         if connection is None:
             return
         event = _delta_decoder.decode(data)
+        if event.response_id in self.playback.cleared:
+            return  # cut off: the rest of this response is not played
         config = connection.session.config
         if not isinstance(config, RealtimeSessionConfig):  # pragma: no cover
             return
@@ -471,6 +486,11 @@ class Call:
                 event.response_id, event.content_index
             )
         heard.queued_ms += len(pcm) / 2 / rate * 1000
+        self.playback.queued_bytes += len(pcm48)
+        if self.playback.queued_bytes > PAUSE_BYTES and not self._paused:
+            # Responders wait (Connection.drain) until playback catches up.
+            self._paused = True
+            connection.pause_writing()
         segments = self.playback.segments
         if (
             segments
@@ -521,6 +541,8 @@ class Call:
     def next_audio(self) -> bytes:
         """20 ms of audio for the outgoing track (silence when none waits)."""
         data, began = self.playback.take(FRAME_BYTES)
+        if self._paused and self.playback.queued_bytes < RESUME_BYTES:
+            self._resume()
         for response_id in began:
             self._emit(
                 OutputAudioBufferStartedEvent(
@@ -533,6 +555,11 @@ class Call:
         if len(data) < FRAME_BYTES:
             data += bytes(FRAME_BYTES - len(data))
         return data
+
+    def _resume(self) -> None:
+        self._paused = False
+        if self.connection is not None:
+            self.connection.resume_writing()
 
     def _barge_in(self) -> None:
         connection = self.connection
@@ -552,6 +579,8 @@ class Call:
         if playback.segments:
             response_id = playback.segments[0].response_id
         cut = playback.clear()
+        if self._paused:
+            self._resume()
         if response_id is None:
             return
         playback.current = None
@@ -635,6 +664,14 @@ class Call:
             _clear_decoder.decode(message)
         except InvalidRequestError:
             return False  # not this event after all: the engine answers it
+        connection = self.connection
+        if (
+            connection is not None
+            and connection.session.active_response_id is not None
+            and self.playback.queued()
+        ):
+            # "This will trigger the server to stop generating audio."
+            connection.receive_event(ResponseCancelEvent())
         self.clear_audio()
         return True
 
