@@ -372,3 +372,59 @@ async def test_errors_as_the_hosted_rest_api(voice_server: LiveServer) -> None:
         missing = await http.post(f"{base}/rtc_nope/hangup", headers=auth)
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "call_not_found"
+
+
+async def test_multipart_offer_with_a_session(voice_server: LiveServer) -> None:
+    """multipart/form-data: sdp and session, the session applied to the call."""
+    client = Client()
+    try:
+        session = {
+            "type": "realtime",
+            "instructions": "from the offer",
+            "audio": {"output": {"voice": "marin"}},
+        }
+        response = await client.connect(voice_server.http, API_KEY, session=session)
+        assert response.status_code == 201, response.text
+        created = await client.wait_for("session.created")
+        assert created["session"]["instructions"] == "from the offer"
+        assert created["session"]["audio"]["output"]["voice"] == "marin"
+    finally:
+        await client.close()
+
+
+async def test_ephemeral_key_opens_its_minted_session(voice_server: LiveServer) -> None:
+    async with httpx.AsyncClient() as http:
+        minted = await http.post(
+            f"{voice_server.http}/v1/realtime/client_secrets",
+            json={"session": {"type": "realtime", "instructions": "minted"}},
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        )
+    client = Client()
+    try:
+        response = await client.connect(voice_server.http, minted.json()["value"])
+        assert response.status_code == 201, response.text
+        created = await client.wait_for("session.created")
+        assert created["session"]["instructions"] == "minted"
+    finally:
+        await client.close()
+
+
+async def test_without_aiortc_the_error_says_how_to_install_it(
+    voice_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openrealtime.server import webrtc
+
+    monkeypatch.setattr(webrtc, "missing", lambda: webrtc.MISSING)
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{voice_server.http}/v1/realtime/calls",
+            content=b"v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n",
+            headers={
+                "Authorization": f"Bearer {API_KEY}",
+                "Content-Type": "application/sdp",
+            },
+        )
+    assert response.status_code == 501
+    error = response.json()["error"]
+    assert error["code"] == "webrtc_unavailable"
+    assert "pip install 'openrealtime[webrtc]'" in error["message"]

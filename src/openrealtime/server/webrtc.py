@@ -231,7 +231,7 @@ async def parse_call_request(
             return rest_error(InvalidRequestError(None, _NO_KEY, None), 401)
         if not key_accepted(key, settings):
             return rest_error(bad_api_key(key), 401)
-    if missing() is not None:  # pragma: no cover - the test extra has aiortc
+    if missing() is not None:
         return rest_error(_unavailable(), 501)
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     session_json: bytes | None = None
