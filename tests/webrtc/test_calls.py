@@ -43,6 +43,14 @@ VAD = {
 LONG = "Hello world. What is the weather like today in the city of London?"
 
 
+STORY = (
+    "Once upon a time there was a small cat who lived by the sea. Every morning "
+    "she walked along the beach, counted the boats, greeted the fishermen and "
+    "watched the gulls. In the evening she went home, ate her supper and slept "
+    "by the fire until the sun came up again over the quiet water."
+)
+
+
 @pytest.fixture(scope="module")
 def voice_server() -> Iterator[LiveServer]:
     pipeline = Pipeline(vad="silero", transcription="pocketsphinx", speech="espeak")
@@ -90,30 +98,58 @@ async def test_spoken_turn_reply_audio_barge_in_and_hangup(
         assert not client.of("response.output_audio.delta")
         assert client.of("response.output_audio_transcript.done")
 
-        # 2. Barge-in: speak while the reply plays.
+        # The first reply plays out: stopped, after response.done.
+        await asyncio.sleep(0.5)
+        assert client.loudness(began, time.monotonic()) > 0.02, "no reply heard"
+        stopped = await client.wait_for(
+            "output_audio_buffer.stopped", response_id=playing["response_id"]
+        )
+        assert client.events.index(stopped) > client.events.index(response_done)
+
+        # 2. Barge-in: speak while a long reply plays (a story asked in text,
+        # spoken back by the echo agent: far longer than the interruption).
+        client.send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": STORY}],
+                },
+            }
+        )
+        client.send({"type": "response.create"})
+        story = await client.wait_for(
+            "output_audio_buffer.started", after=client.events.index(stopped)
+        )
         await asyncio.sleep(1.0)
-        heard_until = time.monotonic()
-        assert client.loudness(began, heard_until) > 0.02, "no reply audio heard"
         mark = len(client.events)
         client.mic.say(speak("Stop please."))
         await client.wait_for("input_audio_buffer.speech_started", after=mark)
         cleared = await client.wait_for("output_audio_buffer.cleared", after=mark)
-        assert cleared["response_id"] == playing["response_id"]
+        assert cleared["response_id"] == story["response_id"]
+        cancelled = await client.wait_for("response.done", after=mark, timeout=20)
+        assert cancelled["response"]["id"] == story["response_id"]
+        assert cancelled["response"]["status"] == "cancelled"
+        assert cancelled["response"]["status_details"]["reason"] == "turn_detected"
         truncated = await client.wait_for("conversation.item.truncated", after=mark)
-        # Truncated to what was played: about a second, far less than the reply.
-        item_id = truncated["item_id"]
-        assert 500 <= truncated["audio_end_ms"] <= 4000, truncated
-        (item,) = [o for o in response_done["response"]["output"] if o["id"] == item_id]
+        # Truncated to what was played: 1 s, and the time VAD took to hear it.
+        assert 1000 <= truncated["audio_end_ms"] <= 3000, truncated
+        (item,) = [
+            o
+            for o in cancelled["response"]["output"]
+            if o["id"] == truncated["item_id"]
+        ]
         assert item["role"] == "assistant"
         # No stopped for the cleared response.
         assert not [
             e
             for e in client.of("output_audio_buffer.stopped")
-            if e["response_id"] == cleared["response_id"]
+            if e["response_id"] == story["response_id"]
         ]
         # The interruption is a turn of its own; its reply plays out and stops.
         second = await client.wait_for("output_audio_buffer.started", after=mark)
-        assert second["response_id"] != playing["response_id"]
+        assert second["response_id"] != story["response_id"]
         await client.wait_for(
             "output_audio_buffer.stopped", response_id=second["response_id"]
         )
@@ -136,14 +172,6 @@ async def test_spoken_turn_reply_audio_barge_in_and_hangup(
         assert realtime.metrics.open_connections == 0
     finally:
         await client.close()
-
-
-STORY = (
-    "Once upon a time there was a small cat who lived by the sea. Every morning "
-    "she walked along the beach, counted the boats, greeted the fishermen and "
-    "watched the gulls. In the evening she went home, ate her supper and slept "
-    "by the fire until the sun came up again over the quiet water."
-)
 
 
 async def test_client_clear_cuts_a_long_reply(voice_server: LiveServer) -> None:
