@@ -456,3 +456,39 @@ async def test_without_aiortc_the_error_says_how_to_install_it(
     error = response.json()["error"]
     assert error["code"] == "webrtc_unavailable"
     assert "pip install 'openrealtime[webrtc]'" in error["message"]
+
+
+async def test_silence_does_not_fill_the_input_buffer(
+    voice_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A microphone never stops: with server VAD the silence before speech is
+    dropped now and then, quietly, and the next turn is heard as usual."""
+    from openrealtime.server import webrtc
+
+    monkeypatch.setattr(webrtc, "SILENCE_KEPT_MS", 1000)
+    client = await open_call(voice_server)
+    try:
+        await client.wait_for("session.created")
+        client.send(
+            {
+                "type": "session.update",
+                "session": {
+                    "type": "realtime",
+                    "audio": {"input": {"turn_detection": {"create_response": False}}},
+                },
+            }
+        )
+        await client.wait_for("session.updated")
+        call = voice_server.app.state.realtime.calls.get(client.call_id)
+        assert call is not None
+        await asyncio.sleep(3.0)  # silence from the microphone
+        assert call.mic_frames > 100
+        assert call.connection.session.buffered_ms <= 1100
+        assert not client.of("input_audio_buffer.cleared")
+        client.mic.say(speak("Hello world."))
+        started = await client.wait_for("input_audio_buffer.speech_started")
+        # The timeline runs on across the dropped silence.
+        assert started["audio_start_ms"] > 2500
+        await client.wait_for("input_audio_buffer.committed")
+    finally:
+        await client.close()

@@ -61,6 +61,7 @@ from openrealtime.ids import RandomIds
 from openrealtime.models.client_events import (
     ConversationItemTruncateEvent,
     InputAudioBufferAppendEvent,
+    InputAudioBufferClearEvent,
     OutputAudioBufferClearEvent,
     ResponseCancelEvent,
 )
@@ -142,6 +143,8 @@ PAUSE_BYTES = 5 * WIRE_RATE * 2
 RESUME_BYTES = 2 * WIRE_RATE * 2
 #: Seconds without microphone audio (once it flowed) that end a call.
 MEDIA_TIMEOUT = 10.0
+#: Silence kept in the input buffer while no one speaks (server VAD on).
+SILENCE_KEPT_MS = 30_000
 #: Frames kept for a data channel that is not open yet.
 MAX_PENDING = 4096
 
@@ -409,6 +412,8 @@ class Call:
         self._ids = RandomIds()
         self._resampler: audio.Resampler | None = None
         self._paused = False
+        self._speaking = False
+        self._trimming = False
         #: Seconds of CPU spent on this call's audio in the event loop.
         self.loop_cpu = 0.0
         self.mic_frames = 0
@@ -433,9 +438,14 @@ class Call:
         if kind == "response.output_audio.delta":
             self._queue_audio(data)
             return
+        if kind == "input_audio_buffer.cleared" and self._trimming:
+            return  # our own trim of silence, not the client's clear
         self._send(data)
         if kind == "input_audio_buffer.speech_started":
+            self._speaking = True
             self._barge_in()
+        elif kind == "input_audio_buffer.speech_stopped":
+            self._speaking = False
         elif kind == "response.done":
             self._response_done(data)
 
@@ -709,11 +719,23 @@ class Call:
                 if fmt == "audio/pcm"
                 else audio.from_pcm16(pcm24, ENGINE_RATE, fmt)
             )
+            buffered = session.buffered_ms
             if (
-                data
-                and session.buffered_ms * 48 + len(data)
-                < session.limits.max_buffer_bytes // 2
+                buffered > SILENCE_KEPT_MS
+                and not self._speaking
+                and session.config.audio.input.turn_detection is not None
             ):
+                # Server VAD keeps the silence before speech in the buffer; a
+                # microphone never stops, so drop it now and then (quietly:
+                # the client cleared nothing).
+                self._trimming = True
+                try:
+                    connection.receive_event(InputAudioBufferClearEvent())
+                finally:
+                    self._trimming = False
+                buffered = 0
+            limit = audio.duration_ms(session.limits.max_buffer_bytes, fmt) // 2
+            if data and buffered < limit:
                 connection.receive_event(
                     InputAudioBufferAppendEvent(audio=base64.b64encode(data).decode())
                 )
