@@ -23,7 +23,7 @@ import websockets
 from openrealtime.server import Settings
 from openrealtime.server.pipeline import Pipeline
 from openrealtime.voice.tts import EspeakSynthesizer
-from tests.server.conftest import API_KEY, LiveServer, running_server
+from tests.server.conftest import API_KEY, DRIVERS, LiveServer, running_server
 from tests.webrtc.helpers import Client
 
 
@@ -56,6 +56,13 @@ def voice_server() -> Iterator[LiveServer]:
     pipeline = Pipeline(vad="silero", transcription="pocketsphinx", speech="espeak")
     settings = Settings(api_keys=(API_KEY,), pipeline=pipeline, inspector=True)
     with running_server(settings, "picows") as live:
+        yield live
+
+
+@pytest.fixture(scope="module", params=DRIVERS)
+def plain_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """No voice pipeline, each transport driver (for the sideband socket)."""
+    with running_server(Settings(api_keys=(API_KEY,)), request.param) as live:
         yield live
 
 
@@ -214,13 +221,13 @@ async def test_client_clear_cuts_a_long_reply(voice_server: LiveServer) -> None:
         await client.close()
 
 
-async def test_sideband_controls_the_call(voice_server: LiveServer) -> None:
+async def test_sideband_controls_the_call(plain_server: LiveServer) -> None:
     """A server-side WebSocket with ?call_id= sees the call's events and
     drives it: session.update, response.create."""
-    client = await open_call(voice_server)
+    client = await open_call(plain_server)
     try:
         await client.wait_for("session.created")
-        url = voice_server.ws_url(call_id=client.call_id or "")
+        url = plain_server.ws_url(call_id=client.call_id or "")
         headers = {"Authorization": f"Bearer {API_KEY}"}
         async with websockets.connect(url, additional_headers=headers) as ws:
             await ws.send(
