@@ -13,7 +13,9 @@ and sans-I/O engine as a WebSocket; only the transport differs:
   (48 kHz, decoded by aiortc on its decoder thread) is resampled to 24 kHz
   PCM16 (:class:`openrealtime.audio.Resampler`) and given to the engine as an
   ``input_audio_buffer.append`` (:meth:`Connection.receive_event`), so server
-  VAD, commits and transcription are the engine's own rules;
+  VAD, commits and transcription are the engine's own rules (silence before
+  speech is cleared from the buffer after 30 s, quietly: a microphone never
+  stops);
 * ``response.output_audio.delta`` events do not go on the data channel: their
   audio is resampled to 48 kHz and queued for the outgoing track, which plays
   it at real time (aiortc encodes Opus in its executor threads);
@@ -117,6 +119,7 @@ __all__ = [
     "call_not_found",
     "missing",
     "parse_call_request",
+    "refused_sideband",
     "webrtc_routes",
 ]
 
