@@ -119,6 +119,7 @@ class Client:
         key: str | None = None,
         *,
         session: dict[str, Any] | None = None,
+        query: str = "",
     ) -> httpx.Response:
         """Offer, post it, apply the answer; wait for the data channel."""
         offer = await self.pc.createOffer()
@@ -127,13 +128,13 @@ class Client:
         async with httpx.AsyncClient() as http:
             if session is None:
                 response = await http.post(
-                    f"{base}/v1/realtime/calls",
+                    f"{base}/v1/realtime/calls{query}",
                     content=self.pc.localDescription.sdp,
                     headers={**headers, "Content-Type": "application/sdp"},
                 )
             else:
                 response = await http.post(
-                    f"{base}/v1/realtime/calls",
+                    f"{base}/v1/realtime/calls{query}",
                     files={
                         "sdp": (None, self.pc.localDescription.sdp),
                         "session": (None, json.dumps(session)),

@@ -242,13 +242,17 @@ async def test_stock_agents_sdk_over_webrtc(
     await page.evaluate("window.session.close()")
 
 
-@pytest.mark.parametrize("transport", ["WebRTC", "WebSocket"])
+@pytest.mark.parametrize("transport", ["WebRTC", "WebSocket", "fallback"])
 async def test_talk_page_one_spoken_turn(
-    browser_server: LiveServer, chromium: Any, transport: str
+    browser_server: LiveServer,
+    chromium: Any,
+    transport: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """/talk: the operator's key entered once, Talk, one spoken turn with
     both sides transcribed, and a link to the session in the inspector;
-    over WebRTC, and over the WebSocket it falls back to."""
+    over WebRTC, over the WebSocket when asked, and over the WebSocket when
+    the call fails (here: a server without aiortc)."""
     from playwright.async_api import expect
 
     page = chromium
@@ -262,6 +266,17 @@ async def test_talk_page_one_spoken_turn(
     await page.click("#key-form button")
     if transport == "WebSocket":
         await page.check("#websocket")
+    calls: list[int] = []
+    page.on(
+        "response",
+        lambda r: calls.append(r.status) if r.url.endswith("/calls") else None,
+    )
+    fallback = transport == "fallback"
+    if fallback:
+        from openrealtime.server import webrtc
+
+        monkeypatch.setattr(webrtc, "missing", lambda: webrtc.MISSING)
+        transport = "WebSocket"
     await page.click("#talk")
     await expect(page.locator("#status")).to_contain_text(transport, timeout=STEP)
     # PocketSphinx hears espeak through Opus and a browser's microphone
@@ -275,6 +290,8 @@ async def test_talk_page_one_spoken_turn(
     await expect(assistant).to_contain_text(
         re.compile("weather|check", re.I), timeout=STEP
     )
+    # The offer was posted (and refused) only where WebRTC was tried.
+    assert calls == {"WebRTC": [201], "WebSocket": [501] if fallback else []}[transport]
     session_id = await page.locator("#session-id").text_content()
     assert session_id and session_id.startswith("sess_")
     inspect = page.locator("#inspect")

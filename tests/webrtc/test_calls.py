@@ -499,3 +499,24 @@ async def test_silence_does_not_fill_the_input_buffer(
         await client.wait_for("input_audio_buffer.committed")
     finally:
         await client.close()
+
+
+async def test_model_in_the_query(voice_server: LiveServer) -> None:
+    """POST /v1/realtime/calls?model=...: the call's model, or invalid_model."""
+    client = Client()
+    try:
+        response = await client.connect(
+            voice_server.http, API_KEY, query="?model=gpt-realtime-mini"
+        )
+        assert response.status_code == 201, response.text
+        created = await client.wait_for("session.created")
+        assert created["session"]["model"] == "gpt-realtime-mini"
+    finally:
+        await client.close()
+    client = Client()
+    try:
+        response = await client.connect(voice_server.http, API_KEY, query="?model=nope")
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "invalid_model"
+    finally:
+        await client.close()

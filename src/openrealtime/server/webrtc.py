@@ -209,6 +209,7 @@ async def parse_call_request(
     headers: Mapping[str, str],
     form: Callable[[], Awaitable[Mapping[str, Any]]],
     server: RealtimeServer,
+    query_model: str | None = None,
 ) -> CallRequest | RestResult:
     """Check auth and the body of ``POST /v1/realtime/calls``.
 
@@ -217,6 +218,7 @@ async def parse_call_request(
         headers: request headers, by lower-case name.
         form: reads a ``multipart/form-data`` body (``sdp``, ``session``).
         server: the server (settings and key store).
+        query_model: ``?model=`` of the request, if any.
     """
     settings = server.settings
     key = find_api_key(headers)
@@ -267,6 +269,12 @@ async def parse_call_request(
         return rest_error(_bad_offer("the offer has no audio m-line."))
     kind: SessionKind = "realtime"
     model = DEFAULT_MODEL
+    if query_model and initial is None:
+        # POST /v1/realtime/calls?model=...: the model of a call opened with
+        # an API key (a session in the body may still name another).
+        if not settings.model_allowed(query_model):
+            return rest_error(invalid_model(query_model))
+        model = query_model
     if initial is not None:
         kind = (
             "realtime"
@@ -295,11 +303,9 @@ async def parse_call_request(
                     if isinstance(update, RealtimeSessionUpdate)
                     else "transcription"
                 )
-                model = ""
+                asked, model = model, ""
                 if isinstance(update, RealtimeSessionUpdate):
-                    model = (
-                        update.model if isinstance(update.model, str) else DEFAULT_MODEL
-                    )
+                    model = update.model if isinstance(update.model, str) else asked
                     if not settings.model_allowed(model):
                         return rest_error(invalid_model(model, "session.model"))
                 initial = default_config(
@@ -1074,7 +1080,13 @@ def webrtc_routes(server: RealtimeServer, prefix: str) -> list[BaseRoute]:
 
     async def create_call(request: Request) -> Response:
         body = await request.body()
-        parsed = await parse_call_request(body, request.headers, request.form, server)
+        parsed = await parse_call_request(
+            body,
+            request.headers,
+            request.form,
+            server,
+            request.query_params.get("model"),
+        )
         if isinstance(parsed, RestResult):
             return _answer(parsed)
         client = request.client
