@@ -165,6 +165,10 @@ async def test_spoken_turn_reply_audio_barge_in_and_hangup(
         # 3. Hang up: the call ends, the channel closes, the session is closed.
         realtime = voice_server.app.state.realtime
         assert len(realtime.calls) == 1
+        # Nothing is kept of the replies once they played or were cleared.
+        playback = realtime.calls.get(client.call_id).playback
+        assert not (playback.heard or playback.started or playback.done)
+        assert not (playback.cleared or playback.segments)
         async with httpx.AsyncClient() as http:
             hung = await http.post(
                 f"{voice_server.http}/v1/realtime/calls/{client.call_id}/hangup",

@@ -386,6 +386,16 @@ class Playback:
                 segments.popleft()
         return bytes(out), began
 
+    def forget(self, response_id: str) -> None:
+        """A response whose audio is over (played, cleared, or none)."""
+        self.started.discard(response_id)
+        self.done.discard(response_id)
+        self.cleared.discard(response_id)
+        for item_id in [
+            i for i, h in self.heard.items() if h.response_id == response_id
+        ]:
+            del self.heard[item_id]
+
     def clear(self) -> list[tuple[str, _Heard]]:
         """Drop the unplayed audio; return the items cut short."""
         cut: dict[str, _Heard] = {}
@@ -531,13 +541,21 @@ class Call:
         response_id = _response_id(data)
         if response_id is None:
             return
-        self.playback.done.add(response_id)
+        playback = self.playback
+        playback.done.add(response_id)
         if self._resampler is not None:
             # The filter's tail belongs to the last segment of this response.
             tail = self._resampler.flush()
-            segments = self.playback.segments
+            segments = playback.segments
             if tail and segments and segments[-1].response_id == response_id:
                 segments[-1].pcm += tail
+                playback.queued_bytes += len(tail)
+        queued = any(s.response_id == response_id for s in playback.segments)
+        if response_id in playback.cleared or (
+            not queued and response_id not in playback.started
+        ):
+            playback.forget(response_id)  # cut off, or no audio at all
+            return
         self._maybe_stopped()
 
     def _maybe_stopped(self) -> None:
@@ -550,6 +568,7 @@ class Call:
             and not any(s.response_id == current for s in playback.segments)
         ):
             playback.current = None
+            playback.forget(current)
             self._emit(
                 OutputAudioBufferStoppedEvent(
                     event_id=self._ids.new("event_", time.time()),
@@ -603,7 +622,10 @@ class Call:
         if response_id is None:
             return
         playback.current = None
-        playback.started.add(response_id)  # no started/stopped after clearing
+        # Late audio of a cleared response is dropped until its response.done.
+        playback.cleared.add(response_id)
+        for cleared in [r for r in playback.cleared if r in playback.done]:
+            playback.forget(cleared)
         self._emit(
             OutputAudioBufferClearedEvent(
                 event_id=self._ids.new("event_", time.time()),
