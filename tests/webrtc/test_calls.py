@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from aiortc import RTCSessionDescription
 
 from openrealtime.server import Settings
 from openrealtime.server.pipeline import Pipeline
@@ -313,6 +314,8 @@ async def test_peer_that_closes_ends_its_session(voice_server: LiveServer) -> No
 
 PEER = """
 import asyncio, sys
+from aiortc import RTCSessionDescription
+
 from tests.webrtc.helpers import Client
 
 async def main() -> None:
@@ -524,3 +527,53 @@ async def test_model_in_the_query(voice_server: LiveServer) -> None:
         assert response.json()["error"]["code"] == "invalid_model"
     finally:
         await client.close()
+
+
+async def test_the_openai_sdk_creates_joins_and_hangs_up_a_call(
+    plain_server: LiveServer,
+) -> None:
+    """openai-python as a server uses it: client.realtime.calls.create (the
+    multipart offer with a session), client.realtime.connect(call_id=...) as
+    the sideband, client.realtime.calls.hangup."""
+    from openai import AsyncOpenAI
+
+    sdk = AsyncOpenAI(
+        api_key=API_KEY,
+        base_url=f"{plain_server.http}/v1",
+        websocket_base_url=plain_server.ws_base,
+    )
+    client = Client()
+    try:
+        offer = await client.pc.createOffer()
+        await client.pc.setLocalDescription(offer)
+        answer = await sdk.realtime.calls.create(
+            sdp=client.pc.localDescription.sdp,
+            session={"type": "realtime", "instructions": "set by the SDK"},
+        )
+        location = answer.response.headers["location"]
+        call_id = location.rsplit("/", 1)[1]
+        assert answer.response.status_code == 201
+        await client.pc.setRemoteDescription(
+            RTCSessionDescription(sdp=answer.text, type="answer")
+        )
+        created = await client.wait_for("session.created", 20)
+        assert created["session"]["instructions"] == "set by the SDK"
+
+        async with sdk.realtime.connect(call_id=call_id) as sideband:
+            await sideband.session.update(
+                session={"type": "realtime", "instructions": "from the sideband"}
+            )
+            event = await sideband.recv()
+            assert event.type == "session.updated"
+            assert event.session.instructions == "from the sideband"
+        await client.wait_for("session.updated")
+
+        await sdk.realtime.calls.hangup(call_id)
+        for _ in range(100):
+            if client.channel.readyState == "closed":
+                break
+            await asyncio.sleep(0.05)
+        assert client.channel.readyState == "closed"
+    finally:
+        await client.close()
+        await sdk.close()
