@@ -24,7 +24,14 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip 2>/dev/null || true
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[test,webrtc]"
+
+# The stock @openai/agents-realtime for the browser WebRTC test, from npm.
+if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+(cd tests/webrtc/js && npm ci --no-audit --no-fund --loglevel=error)
 
 echo "== ruff"
 .venv/bin/ruff format --check src tests bench examples

@@ -9,19 +9,22 @@
 
 Routes: WebSocket ``/v1/realtime`` and ``/realtime``; ``POST
 /v1/realtime/client_secrets`` and ``/realtime/client_secrets``; ``GET
-/healthz``; ``GET /metrics`` (Prometheus text format); with
+/healthz``; ``GET /metrics`` (Prometheus text format); WebRTC ``POST
+/v1/realtime/calls`` and ``.../calls/{call_id}/hangup``, and the talk page
+``GET /talk`` (:mod:`openrealtime.server.webrtc`); with
 ``Settings(inspector=True)``, ``GET /inspector`` and its API
 (:mod:`openrealtime.server.inspector`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Literal
 
 from starlette.applications import Starlette
@@ -62,6 +65,13 @@ from openrealtime.server.rest import (
 from openrealtime.server.secrets import SecretStore
 from openrealtime.server.settings import ConfigurationError, Settings
 from openrealtime.server.throttle import AuthThrottle, too_many_failures
+from openrealtime.server.talk import talk_routes
+from openrealtime.server.webrtc import (
+    Calls,
+    missing as missing_webrtc,
+    refused_sideband,
+    webrtc_routes,
+)
 from openrealtime.session import Session
 
 
@@ -122,6 +132,8 @@ class RealtimeServer:
             max_failures=settings.auth_max_failures,
             window=settings.auth_failure_window,
         )
+        #: WebRTC calls (``POST /v1/realtime/calls``) of this process.
+        self.calls = Calls(self)
 
     def routes(self) -> list[BaseRoute]:
         """The routes, under both ``/v1/realtime`` and ``/realtime``."""
@@ -132,6 +144,8 @@ class RealtimeServer:
             routes.append(
                 Route(f"{prefix}/client_secrets", self.client_secrets, methods=["POST"])
             )
+            routes += webrtc_routes(self, prefix)
+        routes += talk_routes()
         routes.append(Route("/healthz", self.healthz, methods=["GET"]))
         routes.append(Route("/metrics", self.metrics_endpoint, methods=["GET"]))
         return routes
@@ -283,6 +297,18 @@ class RealtimeServer:
         ``send_text``/``close`` or synchronous ``write``/``write_close``).
         The caller starts the connection and calls :meth:`closed` at the end.
         """
+        if outcome.call_id is not None:
+            sideband = self.calls.join(
+                outcome.call_id,
+                send_text=send_text,
+                close=close,
+                write=write,
+                write_close=write_close,
+            )
+            if sideband is not None:
+                self.metrics.open_connections += 1
+                logger.info("%s: sideband joined from %s", outcome.call_id, peer)
+                return sideband
         settings = self.settings
         session = Session(
             kind=outcome.kind,
@@ -309,6 +335,10 @@ class RealtimeServer:
         metrics = self.metrics
         metrics.open_connections += 1
         metrics.sessions_total += 1
+        if outcome.call_id is not None:
+            # ?call_id= of no call here: refused, before session.created.
+            code, reason, frame = refused_sideband(outcome.call_id)
+            connection.fail(frame, code, reason)
         logger.info(
             "%s: %s session opened (%s) from %s",
             session.config.id,
@@ -321,6 +351,8 @@ class RealtimeServer:
     def closed(self, connection: Connection) -> None:
         """A session opened by :meth:`open` ended (after ``aclose()``)."""
         self.metrics.open_connections -= 1
+        if getattr(connection, "sideband", False):
+            return
         logger.info(
             "%s: session closed (code %s%s)",
             connection.session.config.id,
@@ -540,6 +572,12 @@ def create_app(
         logger.info(settings.pipeline.describe())
         for line in settings.pipeline.warnings():
             logger.warning(line)
+    if warn_no_auth:
+        webrtc_missing = missing_webrtc()
+        if webrtc_missing is None:
+            logger.info("WebRTC: POST /v1/realtime/calls; a page to talk at /talk")
+        else:
+            logger.warning(webrtc_missing)
     routes = server.routes()
     if inspector is not None:
         routes += inspector.routes()
@@ -557,7 +595,13 @@ def create_app(
         body_timeout=settings.body_timeout,
         hosts=server.hosts,
     )
-    app = Starlette(routes=routes, middleware=[guard])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await server.calls.aclose()  # WebRTC calls end with the server
+
+    app = Starlette(routes=routes, middleware=[guard], lifespan=lifespan)
     app.state.realtime = server
     app.state.inspector = inspector
     return app

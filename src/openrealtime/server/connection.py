@@ -56,6 +56,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Literal, Protocol
 
+from openrealtime.models.client_events import ClientEvent
 from openrealtime.responders.base import Responder, apply_chunk, failure
 from openrealtime.server.metrics import Metrics, client_event_type, server_event_type
 from openrealtime.session import (
@@ -284,6 +285,21 @@ class Connection:
             self._observe("<", data)
         self.session.receive_binary(self._clock())
         self._pump()
+
+    def receive_event(self, event: ClientEvent) -> None:
+        """Feed one decoded client event that came from no text frame (a
+        WebRTC microphone's ``input_audio_buffer.append``, a truncate after
+        barge-in) and queue what the engine produced; not observed."""
+        if self._closing:
+            return
+        self.session.receive_event(event, self._clock())
+        self._pump()
+
+    def send_event(self, data: bytes) -> None:
+        """Queue a server event that the transport, not the engine, produced
+        (WebRTC's ``output_audio_buffer.*``), in order with the engine's."""
+        if not self._closing:
+            self._queue_frame(data)
 
     def fail(self, error_frame: bytes, code: int, reason: str) -> None:
         """Send an error the engine did not produce, then close (e.g. 1009)."""

@@ -67,6 +67,8 @@ class Accepted:
     kind: SessionKind
     model: str
     initial: SessionConfig | None = None
+    #: ``?call_id=``: a sideband connection that joins this WebRTC call.
+    call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +266,13 @@ async def negotiate(
             return _reject(missing_auth(), CLOSE_AUTH)
         if not key_accepted(key, settings):
             return _reject(bad_api_key(key), CLOSE_AUTH)
+    call_id = query.get("call_id")
+    if call_id:
+        # A sideband connection joins a call's session (server side, with
+        # an API key: an ephemeral key belongs to the browser of one call).
+        if initial is not None:
+            return _reject(_sideband_ephemeral_key(), CLOSE_AUTH)
+        return Accepted(kind="realtime", model="", call_id=call_id)
     if initial is not None:
         # The minted session decides the kind and model; the URL's are not
         # needed (the key was minted for this session).
@@ -290,6 +299,15 @@ async def negotiate(
     if not settings.model_allowed(model):
         return _reject(invalid_model(model), CLOSE_REQUEST)
     return Accepted(kind="realtime", model=model)
+
+
+def _sideband_ephemeral_key() -> InvalidRequestError:
+    """An ``ek_`` key offered to join a call (``?call_id=``)."""
+    return InvalidRequestError(
+        None,
+        "A sideband connection (?call_id=) needs an API key, not an ephemeral key.",
+        None,
+    )
 
 
 def _reject(error: ProtocolError, code: int) -> Rejected:
