@@ -64,8 +64,8 @@ from openrealtime.server.rest import (
 )
 from openrealtime.server.secrets import SecretStore
 from openrealtime.server.settings import ConfigurationError, Settings
-from openrealtime.server.throttle import AuthThrottle, too_many_failures
 from openrealtime.server.talk import talk_routes
+from openrealtime.server.throttle import AuthThrottle, too_many_failures
 from openrealtime.server.webrtc import (
     Calls,
     missing as missing_webrtc,
