@@ -130,6 +130,24 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
         "REST and the inspector on the ASGI app, one port) or asgi (the "
         "ASGI app alone); also OPENREALTIME_DRIVER",
     )
+    serve.add_argument(
+        "--ssl-certfile",
+        metavar="FILE",
+        help="serve TLS (wss://, https://) with this PEM certificate (chain); "
+        "also OPENREALTIME_SSL_CERTFILE",
+    )
+    serve.add_argument(
+        "--ssl-keyfile",
+        metavar="FILE",
+        help="its PEM private key, unless the certificate file holds it; "
+        "also OPENREALTIME_SSL_KEYFILE",
+    )
+    serve.add_argument(
+        "--ssl-keyfile-password",
+        metavar="PASSWORD",
+        help="the password of an encrypted key file; also "
+        "OPENREALTIME_SSL_KEYFILE_PASSWORD",
+    )
     pipeline.add_arguments(serve)
     inspector.add_arguments(serve)
     serve.set_defaults(run=_serve)
@@ -168,6 +186,9 @@ def build_settings(
         overrides["workers"] = args.workers
     if args.redis_url is not None:
         overrides["redis_url"] = args.redis_url
+    for name in ("ssl_certfile", "ssl_keyfile", "ssl_keyfile_password"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
     overrides.update(inspector.settings_overrides(args))
     try:
         overrides.update(
@@ -199,6 +220,11 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["OPENREALTIME_DEBUG"] = "1"
     if args.redis_url is not None:
         env["OPENREALTIME_REDIS_URL"] = args.redis_url
+    for name in ("ssl_certfile", "ssl_keyfile"):
+        if getattr(args, name) is not None:
+            env[f"OPENREALTIME_{name.upper()}"] = os.path.abspath(getattr(args, name))
+    if args.ssl_keyfile_password is not None:
+        env["OPENREALTIME_SSL_KEYFILE_PASSWORD"] = args.ssl_keyfile_password
     env.update(inspector.settings_env(args))
     env.update(pipeline.settings_env(args))
     return env
@@ -242,6 +268,9 @@ def _serve(args: argparse.Namespace) -> int:
         ws_ping_interval=settings.ping_interval,
         log_level=settings.log_level,
         log_config=log_config(settings),
+        # TLS (wss://, https://) on both drivers: uvicorn wraps each
+        # connection before the driver's protocol sees it.
+        **settings.ssl_options(),
     )
     if settings.workers > 1:
         # Workers are new processes: they rebuild the settings from the
