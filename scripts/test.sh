@@ -25,6 +25,11 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip 2>/dev/null || true
 .venv/bin/python -m pip install -q -e ".[test]"
+# The Node clients of the compatibility suite, as locked (tests/compat/node).
+if [ ! -f tests/compat/node/node_modules/.package-lock.json ] || \
+   [ tests/compat/node/package-lock.json -nt tests/compat/node/node_modules/.package-lock.json ]; then
+    (cd tests/compat/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 echo "== ruff"
 .venv/bin/ruff format --check src tests bench examples
