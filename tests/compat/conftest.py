@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import trustme
+import yaml
 
 from openrealtime import audio
 from openrealtime.server import Settings
@@ -34,6 +35,7 @@ from tests.server.conftest import LiveServer, running_server
 __all__ = [
     "API_KEY",
     "SPEECH_TEXT",
+    "STORY",
     "TOOL",
     "Certificates",
     "compat_settings",
@@ -42,6 +44,12 @@ __all__ = [
 HERE = Path(__file__).parent
 #: The scripted agent every client talks to.
 FIXTURE = HERE / "compat.yaml"
+#: The long reply of compat.yaml, the one clients interrupt.
+STORY: str = next(
+    rule["reply"]["text"]
+    for rule in yaml.safe_load(FIXTURE.read_text())["rules"]
+    if rule["match"].get("text") == "story"
+)
 #: The API key of the compat servers (ephemeral keys are made with it).
 API_KEY = "sk-compat-0123456789abcdefghij"
 #: What the user says in the spoken turn (no rule of compat.yaml matches it).

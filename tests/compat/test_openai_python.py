@@ -9,7 +9,7 @@ from typing import Any
 
 from openai import AsyncOpenAI
 
-from tests.compat.conftest import API_KEY, TOOL
+from tests.compat.conftest import API_KEY, STORY, TOOL
 from tests.server.conftest import LiveServer
 
 
@@ -128,8 +128,13 @@ async def test_interruption(live: LiveServer) -> None:
         events = await until(conn, "conversation.item.truncated", "response.done")
         (truncated,) = of(events, "conversation.item.truncated")
         assert (truncated.item_id, truncated.audio_end_ms) == (item_id, 200)
+        kinds = [event.type for event in events]
+        assert kinds.index("conversation.item.truncated") < kinds.index("response.done")
         (done,) = of(events, "response.done")
         assert done.response.status == "cancelled"
+        # the item keeps what was heard, not the whole planned reply
+        heard = done.response.output[0].content[0].transcript
+        assert STORY.startswith(heard) and len(heard) < len(STORY)
 
 
 async def test_ephemeral_key(live: LiveServer) -> None:
