@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 import yaml
 
 from openrealtime import audio
@@ -30,6 +28,7 @@ from openrealtime.server import Settings
 from openrealtime.server.pipeline import Pipeline
 from openrealtime.voice.tts import EspeakSynthesizer
 from tests.server.conftest import LiveServer, running_server
+from tests.tls import Certificates, make_certificates
 
 
 __all__ = [
@@ -37,7 +36,6 @@ __all__ = [
     "SPEECH_TEXT",
     "STORY",
     "TOOL",
-    "Certificates",
     "compat_settings",
 ]
 
@@ -86,27 +84,10 @@ def live() -> Iterator[LiveServer]:
         yield server
 
 
-@dataclass(frozen=True)
-class Certificates:
-    """A test certificate authority and a server certificate it signed."""
-
-    ca: Path  #: the CA certificate (PEM), what clients trust
-    cert: Path  #: the server's certificate chain (PEM)
-    key: Path  #: the server's private key (PEM)
-
-
 @pytest.fixture(scope="session")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     """A CA made for this run, and a certificate for 127.0.0.1 and localhost."""
-    folder = tmp_path_factory.mktemp("tls")
-    ca = trustme.CA()
-    issued = ca.issue_cert("127.0.0.1", "localhost")
-    files = Certificates(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
-    ca.cert_pem.write_to_path(str(files.ca))
-    for i, blob in enumerate(issued.cert_chain_pems):
-        blob.write_to_path(str(files.cert), append=i > 0)
-    issued.private_key_pem.write_to_path(str(files.key))
-    return files
+    return make_certificates(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="module")

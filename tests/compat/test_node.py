@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.compat.conftest import API_KEY, TOOL, Certificates
+from tests.compat.conftest import API_KEY, TOOL
 from tests.server.conftest import LiveServer
+from tests.tls import Certificates
 
 
 NODE_DIR = Path(__file__).parent / "node"
