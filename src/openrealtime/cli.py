@@ -148,6 +148,25 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
         help="the password of an encrypted key file; also "
         "OPENREALTIME_SSL_KEYFILE_PASSWORD",
     )
+    serve.add_argument(
+        "--pace",
+        type=float,
+        metavar="N",
+        help="stream responders' audio at N times real time (default 1; 0: as "
+        "fast as possible)",
+    )
+    serve.add_argument(
+        "--rate-limit-requests",
+        type=int,
+        metavar="N",
+        help="the requests limit rate_limits.updated reports (per minute)",
+    )
+    serve.add_argument(
+        "--rate-limit-tokens",
+        type=int,
+        metavar="N",
+        help="the tokens limit rate_limits.updated reports (per minute)",
+    )
     pipeline.add_arguments(serve)
     inspector.add_arguments(serve)
     serve.set_defaults(run=_serve)
@@ -198,7 +217,23 @@ def build_settings(
         )
     except pipeline.PipelineError as exc:
         raise ConfigurationError(str(exc)) from None
-    return Settings.from_env(environ, **overrides)
+    env = dict(os.environ if environ is None else environ)
+    env.update(_engine_env(args))
+    return Settings.from_env(env, **overrides)
+
+
+def _engine_env(args: argparse.Namespace) -> dict[str, str]:
+    """The pace and rate limit flags, as the variables that carry them."""
+    env: dict[str, str] = {}
+    for flag, var in (
+        ("pace", "OPENREALTIME_PACE"),
+        ("rate_limit_requests", "OPENREALTIME_RATE_LIMIT_REQUESTS"),
+        ("rate_limit_tokens", "OPENREALTIME_RATE_LIMIT_TOKENS"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            env[var] = str(value)
+    return env
 
 
 def settings_env(args: argparse.Namespace) -> dict[str, str]:
@@ -227,6 +262,7 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["OPENREALTIME_SSL_KEYFILE_PASSWORD"] = args.ssl_keyfile_password
     env.update(inspector.settings_env(args))
     env.update(pipeline.settings_env(args))
+    env.update(_engine_env(args))
     return env
 
 

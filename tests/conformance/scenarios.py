@@ -311,7 +311,7 @@ async def record(scenario: Scenario) -> None:
     """Record one scenario's transcript through the relay."""
     from tests.server.conftest import running_server
 
-    settings = Settings(responder=scenario.responder)
+    settings = Settings(responder=scenario.responder, pace=0)
     with running_server(settings) as live:
         recorder = Recorder(live.ws_url(), scenario.path, once=True, log=lambda _: None)
         ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()

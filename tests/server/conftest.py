@@ -119,7 +119,7 @@ def running_server(
 @pytest.fixture(scope="module", params=DRIVERS)
 def server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
     """A server that requires :data:`API_KEY`, one per module and driver."""
-    with running_server(Settings(api_keys=(API_KEY,)), request.param) as live:
+    with running_server(Settings(api_keys=(API_KEY,), pace=0), request.param) as live:
         yield live
 
 
@@ -133,5 +133,5 @@ def driver(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="module", params=DRIVERS)
 def open_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
     """A server with authentication off."""
-    with running_server(Settings(), request.param) as live:
+    with running_server(Settings(pace=0), request.param) as live:
         yield live

@@ -35,7 +35,7 @@ async def test_talk_wav(tmp_path: Path) -> None:
         wav.setframerate(24000)
         wav.writeframes(audio.silence(300, 24000) + speech)
     pipeline = Pipeline(vad="silero", transcription="pocketsphinx", speech="espeak")
-    with running_server(Settings(pipeline=pipeline)) as live:
+    with running_server(Settings(pipeline=pipeline, pace=0)) as live:
         transcript = await example.talk(str(question), str(reply), live.ws_base)
     # PocketSphinx is a small model: "hello world" may come back as "the old
     # world"; the example's job is the round trip, so check for "world".

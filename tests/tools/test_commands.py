@@ -183,7 +183,7 @@ def test_validate_as_a_process() -> None:
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[LiveServer]:
     """The server recorded from: authentication on."""
-    with running_server(Settings(api_keys=(API_KEY,))) as live:
+    with running_server(Settings(api_keys=(API_KEY,), pace=0)) as live:
         yield live
 
 
@@ -389,7 +389,7 @@ def test_upstream_url_and_listen() -> None:
 
 @pytest.fixture(scope="module")
 def echo_server() -> Iterator[LiveServer]:
-    with running_server(Settings()) as live:
+    with running_server(Settings(pace=0)) as live:
         yield live
 
 
@@ -401,7 +401,7 @@ def test_replay_through_main(
 ) -> None:
     assert main(["replay", str(TRANSCRIPT), "--against", echo_server.ws_url()]) == 0
     out = capsys.readouterr().out
-    assert "no differences" in out and "(5 client events, 16 server events)" in out
+    assert "no differences" in out and "(5 client events, 17 server events)" in out
 
 
 def changed_transcript(tmp_path: Path) -> Path:
@@ -433,7 +433,7 @@ def test_replay_reports_differences(
     assert '    ~ delta: "Something else" -> "Hello there, echo!"' in out
     # Waits are by count, so an unexpected event is seen after the client
     # event that follows it.
-    assert "after client event session.close (line 20):" in out
+    assert "after client event session.close (line 21):" in out
     assert "  extra:   conversation.item.retrieved" in out
 
 

@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from openrealtime.config import SessionKind, default_config
 from openrealtime.exceptions import InvalidRequestError, ProtocolError
 from openrealtime.ids import RandomIds
+from openrealtime.responders.pacing import paced
 from openrealtime.server.connection import Connection, EventObserver
 from openrealtime.server.handshake import (
     Accepted,
@@ -43,7 +44,7 @@ from openrealtime.server.handshake import (
 )
 from openrealtime.server.inspector import Inspector
 from openrealtime.server.metrics import Metrics
-from openrealtime.server.rest import create_client_secret
+from openrealtime.server.rest import create_client_secret, request_id
 from openrealtime.server.secrets import SecretStore
 from openrealtime.server.settings import ConfigurationError, Settings
 from openrealtime.session import Session
@@ -138,7 +139,12 @@ class RealtimeServer:
         )
         if result.status == 200:
             self.metrics.client_secrets_total += 1
-        return Response(result.body, result.status, media_type=result.content_type)
+        return Response(
+            result.body,
+            result.status,
+            media_type=result.content_type,
+            headers={"x-request-id": request_id()},
+        )
 
     # --- WebSocket -------------------------------------------------------------------
     #
@@ -199,7 +205,7 @@ class RealtimeServer:
             close=close,
             write=write,
             write_close=write_close,
-            responder=settings.responder(),
+            responder=paced(settings.responder(), settings.pace),
             transcriber=settings.transcriber,
             metrics=self.metrics,
             on_event=on_event,

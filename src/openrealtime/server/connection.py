@@ -56,7 +56,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Literal, Protocol
 
-from openrealtime.responders.base import Responder, apply_chunk
+from openrealtime.responders.base import Responder, apply_chunk, failure
 from openrealtime.server.metrics import Metrics, client_event_type, server_event_type
 from openrealtime.session import (
     CancelResponse,
@@ -492,22 +492,29 @@ class Connection:
             # committed by VAD starts its response at once, so let its
             # transcript land first (items are shared with the request).
             await asyncio.wait(set(self._transcriptions), timeout=TRANSCRIPT_WAIT)
-            if self._closing or session.active_response_id != response_id:
+            if self._closing or not session.response_active(response_id):
                 return
         stream: AsyncIterator[object] = self._responder.respond(request)
         try:
             async for chunk in stream:
-                if self._closing or session.active_response_id != response_id:
+                if self._closing or not session.response_active(response_id):
                     break
                 apply_chunk(session, response_id, chunk)  # type: ignore[arg-type]
                 self._pump()
                 await self.drain()
         except asyncio.CancelledError:
             raise
-        except Exception:
-            logger.exception("responder failed on %s", response_id)
+        except Exception as exc:
+            # One line; the traceback only with --debug. The client learns
+            # why from status_details.error.
+            logger.error(
+                "responder failed on %s: %s",
+                response_id,
+                exc,
+                exc_info=self._debug,
+            )
             if not self._closing:
-                session.response_failed(response_id)
+                session.response_failed(response_id, failure(exc))
         else:
             if not self._closing:
                 session.response_done(response_id)

@@ -144,6 +144,20 @@ def _beta() -> InvalidRequestError:
     )
 
 
+#: The values ``?intent=`` takes: a conversation or a transcription session.
+_INTENTS = frozenset({"realtime", "transcription"})
+
+
+def _model_with_intent(model: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        "invalid_model",
+        f'Model "{model}" cannot be used with intent=transcription. Connect with '
+        "?intent=transcription alone and set the transcription model in "
+        "session.audio.input.transcription.model.",
+        None,
+    )
+
+
 def _missing_model() -> InvalidRequestError:
     return InvalidRequestError(
         "missing_model",
@@ -257,9 +271,20 @@ async def negotiate(
             return Accepted(kind="realtime", model=initial.model, initial=initial)
         return Accepted(kind="transcription", model="", initial=initial)
     # §7: "For transcription it is ?intent=transcription with no model".
-    if query.get("intent") == "transcription":
-        return Accepted(kind="transcription", model="")
+    intent = query.get("intent")
     model = query.get("model")
+    if intent is not None and intent not in _INTENTS:
+        # Hosted: "Invalid intent " for an empty one, close 4000.
+        return _reject(
+            InvalidRequestError("invalid_intent", f"Invalid intent {intent}", None),
+            CLOSE_REQUEST,
+        )
+    if intent == "transcription":
+        if model:
+            # Reported of the hosted API: a model beside the transcription
+            # intent is refused; the model goes in audio.input.transcription.
+            return _reject(_model_with_intent(model), CLOSE_REQUEST)
+        return Accepted(kind="transcription", model="")
     if not model:
         return _reject(_missing_model(), CLOSE_REQUEST)
     if not settings.model_allowed(model):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from secrets import token_hex
 from typing import Annotated, Literal
 
 import msgspec
@@ -51,6 +52,7 @@ __all__ = [
     "ExpiresAfter",
     "RestResult",
     "create_client_secret",
+    "request_id",
     "rest_error",
 ]
 
@@ -224,3 +226,8 @@ async def create_client_secret(
         session=replace(config, expires_at=0),
     )
     return RestResult(200, _encoder.encode(response))
+
+
+def request_id() -> str:
+    """A REST response's ``x-request-id``: ``req_`` + 32 hex, as the hosted API."""
+    return "req_" + token_hex(16)

@@ -136,6 +136,16 @@ def _int(name: str, value: str, minimum: int) -> int:
     return number
 
 
+def _float(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, not {value!r}") from None
+    if not number >= 0:
+        raise ConfigurationError(f"{name} must be at least 0, not {value}")
+    return number
+
+
 def _list(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
@@ -180,6 +190,10 @@ class Settings:
             certificate chain (the key too, unless ``ssl_keyfile`` is given).
         ssl_keyfile: the PEM private key of ``ssl_certfile``.
         ssl_keyfile_password: the password of an encrypted ``ssl_keyfile``.
+        pace: how fast responders' audio streams, as a multiple of real time
+            (``1``: real time, the default, so clients can cancel, truncate
+            and barge in; ``0``: as fast as possible). A scripted fixture's
+            ``pace`` overrides it.
     """
 
     host: str = "127.0.0.1"
@@ -204,6 +218,7 @@ class Settings:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_keyfile_password: str | None = field(default=None, repr=False)
+    pace: float = 1.0
 
     def __post_init__(self) -> None:
         if self.pipeline is not None:
@@ -216,6 +231,8 @@ class Settings:
             raise ConfigurationError(f"unknown log level {self.log_level!r}")
         if self.max_frame_bytes < 1024:
             raise ConfigurationError("max_frame_bytes must be at least 1024")
+        if self.pace < 0:
+            raise ConfigurationError(f"pace must be at least 0, not {self.pace}")
         if self.inspector_sessions < 1 or self.inspector_events < 1:
             raise ConfigurationError(
                 "inspector_sessions and inspector_events must be at least 1"
@@ -311,7 +328,11 @@ class Settings:
         ``OPENREALTIME_DEBUG``, ``OPENREALTIME_REDIS_URL``, ``OPENREALTIME_INSPECTOR``,
         ``OPENREALTIME_INSPECTOR_SESSIONS``, ``OPENREALTIME_INSPECTOR_EVENTS``,
         ``OPENREALTIME_SSL_CERTFILE``, ``OPENREALTIME_SSL_KEYFILE``,
-        ``OPENREALTIME_SSL_KEYFILE_PASSWORD``. Keyword arguments override both.
+        ``OPENREALTIME_SSL_KEYFILE_PASSWORD``,
+        ``OPENREALTIME_PACE`` (multiple of real time), and the limits that
+        ``rate_limits.updated`` reports, ``OPENREALTIME_RATE_LIMIT_REQUESTS``
+        and ``OPENREALTIME_RATE_LIMIT_TOKENS`` (per minute).
+        Keyword arguments override both.
 
         Raises:
             ConfigurationError: a variable has an invalid value.
@@ -364,5 +385,20 @@ class Settings:
         ):
             if text := env.get(name):
                 values[key] = text
+        if pace := env.get("OPENREALTIME_PACE"):
+            values["pace"] = _float("OPENREALTIME_PACE", pace)
+        rate_limits: dict[str, int] = {}
+        for name, key in (
+            ("OPENREALTIME_RATE_LIMIT_REQUESTS", "rate_limit_requests"),
+            ("OPENREALTIME_RATE_LIMIT_TOKENS", "rate_limit_tokens"),
+        ):
+            if number := env.get(name):
+                rate_limits[key] = _int(name, number, 0)
+        if rate_limits:
+            # Over the limits given as an argument, if any.
+            base = overrides.pop("limits", None)
+            values["limits"] = dataclasses.replace(
+                base if isinstance(base, Limits) else Limits(), **rate_limits
+            )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

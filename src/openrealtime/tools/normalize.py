@@ -10,7 +10,8 @@ two runs that behave the same read the same:
   prefix), numbered per kind in order of first appearance, and mapped the same
   way everywhere in the transcript (in id fields, and inside the text of
   server events such as error messages once seen in an id field);
-* ``expires_at`` and ``created_at`` become ``<timestamp>``;
+* ``expires_at`` and ``created_at`` become ``<timestamp>``, as does
+  ``rate_limits.updated``'s ``reset_seconds`` (a time too);
 * server audio (``response.output_audio.delta``'s ``delta``, any ``audio``
   string) becomes ``<audio N bytes>``; client audio is kept, since replaying
   needs it;
@@ -53,7 +54,7 @@ _ID_KEYS: dict[str, str] = {
     "conversation_id": "conversation",
     "id": "id",
 }
-_TIMESTAMP_KEYS = frozenset({"expires_at", "created_at"})
+_TIMESTAMP_KEYS = frozenset({"expires_at", "created_at", "reset_seconds"})
 #: Ids inside free text (error messages): a known prefix, ``_``, then word chars.
 _ID_IN_TEXT = re.compile(r"\b(?:event|item|resp|call|sess|conv)_[A-Za-z0-9]+\b")
 _PLACEHOLDER = re.compile(r"<(event|item|response|call|session|conversation|id)_(\d+)>")
