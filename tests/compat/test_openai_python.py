@@ -119,7 +119,11 @@ async def test_interruption(live: LiveServer) -> None:
     async with client, client.realtime.connect(model="gpt-realtime") as conn:
         assert (await conn.recv()).type == "session.created"
         await say(conn, "Tell me a story")
-        events = await until(conn, "response.output_audio.delta")
+        # play 300 ms of it, and stop the user after 200 ms
+        received = 0
+        while received < 300 * 48:
+            events = await until(conn, "response.output_audio.delta")
+            received += len(base64.b64decode(events[-1].delta))
         item_id = events[-1].item_id
         await conn.conversation.item.truncate(
             item_id=item_id, content_index=0, audio_end_ms=200

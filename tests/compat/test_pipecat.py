@@ -190,11 +190,13 @@ async def test_tool_call(live: LiveServer) -> None:
     async with agent(live, API_KEY) as bot:
         mark = len(bot.out.frames)
         await bot.say("What is the weather in Paris?")
-        await bot.out.wait(
-            lambda f: isinstance(f, TTSTextFrame) and "sunny" in f.text, mark
+        # the function call's response ends, then the answer comes
+        call_done = await bot.out.wait(
+            lambda f: isinstance(f, LLMFullResponseEndFrame), mark
         )
         assert bot.calls == [{"city": "Paris"}]
-        assert await bot.reply(mark) == "It is sunny in Paris, twenty two degrees."
+        after = bot.out.frames.index(call_done) + 1
+        assert await bot.reply(after) == "It is sunny in Paris, twenty two degrees."
         assert bot.errors() == []
 
 

@@ -104,7 +104,7 @@ await step('interruption', async () => {
   await truncated;
   const status = (await done).response.status;
   check(status === 'cancelled', `response ${status}, not cancelled`);
-  check(interrupted.length === 1, 'no audio_interrupted');
+  check(interrupted.length > 0, 'no audio_interrupted');
 });
 
 await step('no errors', async () => {

@@ -94,7 +94,13 @@ await step('interruption', async () => {
   const done = events.next('response.done');
   const truncated = events.next('conversation.item.truncated');
   say(rt, 'Tell me a story');
-  const { item_id } = await audio;
+  // 300 ms of the reply have come when the user stops it at 200 ms
+  let { item_id, delta } = await audio;
+  let received = Buffer.from(delta, 'base64').length;
+  while (received < 300 * 48) {
+    ({ delta } = await events.next('response.output_audio.delta'));
+    received += Buffer.from(delta, 'base64').length;
+  }
   rt.send({ type: 'conversation.item.truncate', item_id, content_index: 0, audio_end_ms: 200 });
   rt.send({ type: 'response.cancel' });
   check((await truncated).audio_end_ms === 200, 'truncated');
