@@ -26,6 +26,11 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip 2>/dev/null || true
 .venv/bin/python -m pip install -q -e ".[test]"
 # The Node clients of the compatibility suite, as locked (tests/compat/node).
+# npm comes with nodejs where nodejs is NodeSource's build (this machine
+# kind's); Debian's own nodejs needs Debian's npm, which conflicts with it.
+if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+fi
 if [ ! -f tests/compat/node/node_modules/.package-lock.json ] || \
    [ tests/compat/node/package-lock.json -nt tests/compat/node/node_modules/.package-lock.json ]; then
     (cd tests/compat/node && npm ci --no-audit --no-fund --loglevel=error)
