@@ -788,7 +788,7 @@ class TestTruncate:
                 },
             )
         )
-        assert error["param"] == "audio_end_ms"
+        assert error["param"] is None
         assert error["message"] == (
             "Audio content of 1000ms is already shorter than 1500ms"
         )

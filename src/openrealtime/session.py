@@ -1248,7 +1248,7 @@ class Session:
                 "invalid_value",
                 f"Audio content of {length}ms is already shorter than "
                 f"{event.audio_end_ms}ms",
-                "audio_end_ms",
+                None,  # as captured (pipecat-ai/pipecat#2106)
             )
         part = item.content[event.content_index]
         assert isinstance(part, OutputAudioPart)
@@ -1325,6 +1325,7 @@ class Session:
         record = self._audio.pop(item_id, None)
         if record is not None and record.data is not None:
             self._audio_bytes -= len(record.data)
+            record.data = None  # an item still streaming keeps no more
 
     # --- Responses -------------------------------------------------------------------
 

@@ -468,7 +468,7 @@ async def replay_session(
                     case StartResponse(request=request):
                         rid = request.response_id
                         async for chunk in responder.respond(request):
-                            if session.active_response_id != rid:
+                            if not session.response_active(rid):
                                 break
                             apply_chunk(session, rid, chunk)
                         session.response_done(rid)
