@@ -6,6 +6,7 @@
     openrealtime validate FILE|- [--session]
     openrealtime record URL -o transcript.jsonl [--listen HOST:PORT]
     openrealtime replay transcript.jsonl --against URL
+    openrealtime [--version]               # alone: the help
 
 Each subcommand is a function that takes the parsed arguments and returns an
 exit code; :func:`build_parser` registers them, so a new one is a new
@@ -17,13 +18,16 @@ from __future__ import annotations
 
 import argparse
 import copy
+import errno
 import logging
 import logging.config
 import os
+import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from openrealtime import __version__
 from openrealtime.server import inspector, pipeline
 from openrealtime.server.settings import (
     REALTIME_MODELS,
@@ -34,7 +38,15 @@ from openrealtime.server.settings import (
 from openrealtime.tools.commands import add_commands as add_tool_commands
 
 
-__all__ = ["DRIVERS", "build_parser", "build_settings", "main", "settings_env"]
+__all__ = [
+    "DRIVERS",
+    "build_parser",
+    "build_settings",
+    "check_port",
+    "main",
+    "settings_env",
+    "startup_lines",
+]
 
 #: Transport drivers of ``serve``, the default first.
 DRIVERS = ("picows", "asgi")
@@ -53,8 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="openrealtime",
         description="An open server for the OpenAI Realtime API (GA).",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"openrealtime {__version__}"
+    )
+    # Not required: with no command, main() prints this help instead of an error.
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.required = True
     _add_serve(commands)
     add_tool_commands(commands)
     return parser
@@ -280,6 +295,51 @@ def log_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail early and plainly when ``host:port`` cannot be bound.
+
+    uvicorn binds only after the application has started, so its own error
+    comes after "Application startup complete."; this one comes first. The
+    socket is bound as asyncio binds it (``SO_REUSEADDR``), then closed.
+
+    Raises:
+        ConfigurationError: the port is in use, or the address is not local.
+    """
+    try:
+        infos = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError as exc:
+        raise ConfigurationError(f"cannot listen on {host}: {exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigurationError(
+                    f"port {port} on {host} is already in use (is another server "
+                    "running there?); stop it or choose another port with --port"
+                ) from None
+            raise ConfigurationError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            ) from None
+
+
+def startup_lines(settings: Settings) -> list[str]:
+    """What the start-up log says a client should connect to."""
+    where = f"{_url_host(settings.host)}:{settings.port}"
+    lines = [f"Realtime API: ws://{where}/v1/realtime"]
+    if settings.inspector:
+        lines.append(f"Inspector: http://{where}/inspector")
+    return lines
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -308,11 +368,15 @@ def _serve(args: argparse.Namespace) -> int:
         # connection before the driver's protocol sees it.
         **settings.ssl_options(),
     )
+    check_port(settings.host, settings.port)
+    logging.config.dictConfig(options["log_config"])
+    if settings.port:  # port 0: uvicorn's own line says which port it got
+        for line in startup_lines(settings):
+            logging.getLogger("openrealtime.server").info(line)
     if settings.workers > 1:
         # Workers are new processes: they rebuild the settings from the
         # environment, so the flags travel there.
         os.environ.update(settings_env(args))
-        logging.config.dictConfig(options["log_config"])
         if not settings.auth_enabled:
             logging.getLogger("openrealtime.server").warning(
                 "Authentication is off: no API key is configured, so any client "
@@ -327,7 +391,6 @@ def _serve(args: argparse.Namespace) -> int:
             **options,
         )
         return 0
-    logging.config.dictConfig(options["log_config"])
     uvicorn.run(create_app(settings), **options)
     return 0
 
@@ -336,6 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``openrealtime`` command; return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     run: Command = args.run
     try:
         return run(args)

@@ -6,7 +6,7 @@ event type to wait for before the next step. Recording runs a fresh server
 with the scenario's responder, puts ``openrealtime record``'s relay in front
 of it and drives the steps through the relay::
 
-    python -m tests.conformance.scenarios      # rewrites transcripts/*.jsonl
+    .venv/bin/python -m tests.conformance.scenarios   # rewrites transcripts/*.jsonl
 
 ``test_transcripts.py`` replays every transcript against a fresh server and
 against an in-process ``Session``.

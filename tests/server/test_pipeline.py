@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from openrealtime.cli import build_parser, build_settings
+from openrealtime.cli import build_parser, build_settings, main
 from openrealtime.responders.echo import EchoResponder
 from openrealtime.responders.scripted import ScriptedResponder
 from openrealtime.server.pipeline import Pipeline, PipelineError, from_env
@@ -122,3 +126,82 @@ def test_workers_keep_the_operators_variables() -> None:
     assert pipeline.settings_overrides(args(), {"OPENREALTIME_VAD": "energy"}) == {
         "pipeline": Pipeline(vad="energy", speech="auto", transcription="auto")
     }
+
+
+# --- Start-up mistakes: one line and exit 2 --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read fixture file {path}: No such file or directory"),
+        (
+            'rules:\n  - match: {txt: "x"}\n    reply: {text: "y"}\n',
+            "invalid fixture file {path}: Object contains unknown field `txt` - at "
+            "`$.rules[0].match`",
+        ),
+        ("rules: [\n", "invalid fixture file {path}: while parsing a flow node"),
+        (
+            'rules:\n  - match: {regex: "("}\n    reply: {text: y}\n',
+            "invalid fixture file {path}: missing ), unterminated subpattern",
+        ),
+    ],
+)
+def test_fixture_mistakes_are_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: str | None,
+    message: str,
+) -> None:
+    path = tmp_path / "fixture.yaml"
+    if content is not None:
+        path.write_text(content)
+    argv = ["serve", "--port", "0", "--responder", "scripted", "--fixtures", str(path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("openrealtime: error: " + message.format(path=path)), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_fixtures_without_scripted_responder_warns() -> None:
+    (warning,) = Pipeline(fixtures="weather.yaml", speech="none").warnings()
+    assert warning == (
+        "--fixtures weather.yaml is ignored: fixtures are for --responder "
+        "scripted, and the responder is echo"
+    )
+    assert (
+        Pipeline(
+            responder="scripted", fixtures="weather.yaml", speech="none"
+        ).warnings()
+        == []
+    )
+
+
+def test_missing_espeak_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto without espeak-ng: speech=none, with why and how to install it."""
+    monkeypatch.setenv("PATH", "/nonexistent")
+    pipeline = Pipeline(speech="auto")
+    assert pipeline.speech_name() == "none"
+    (warning,) = pipeline.warnings()
+    assert warning.startswith("speech=none because espeak-ng is not installed")
+    assert "440 Hz tone" in warning and "apt-get install espeak-ng" in warning
+    assert Pipeline(speech="none").warnings() == []  # chosen: nothing to say
+
+
+def test_explicit_espeak_without_binary_exits_2(tmp_path: Path) -> None:
+    """--speech espeak without espeak-ng fails at start-up with exit status 2."""
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
+    result = subprocess.run(
+        [sys.executable, "-m", "openrealtime", "serve", "--port", "0"]
+        + ["--speech", "espeak"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "openrealtime: error: --speech espeak: the espeak-ng program is not "
+        "installed; install it with 'sudo apt-get install espeak-ng' (Debian, "
+        "Ubuntu) or 'brew install espeak-ng' (macOS)\n"
+    )

@@ -42,7 +42,7 @@ from openrealtime.server.handshake import (
     negotiate,
     select_subprotocol,
 )
-from openrealtime.server.inspector import Inspector
+from openrealtime.server.inspector import Inspector, off_routes
 from openrealtime.server.metrics import Metrics
 from openrealtime.server.rest import create_client_secret, request_id
 from openrealtime.server.secrets import SecretStore
@@ -435,9 +435,13 @@ def create_app(
         )
     if settings.pipeline is not None:
         logger.info(settings.pipeline.describe())
+        for line in settings.pipeline.warnings():
+            logger.warning(line)
     routes = server.routes()
     if inspector is not None:
         routes += inspector.routes()
+    else:
+        routes += off_routes()
     app = Starlette(routes=routes)
     app.state.realtime = server
     app.state.inspector = inspector

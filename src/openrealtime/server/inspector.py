@@ -52,6 +52,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import (
     HTMLResponse,
     JSONResponse,
+    PlainTextResponse,
     RedirectResponse,
     Response,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "Inspector",
     "SessionRecord",
     "add_arguments",
+    "off_routes",
     "settings_env",
     "settings_overrides",
 ]
@@ -570,6 +572,22 @@ def _unauthorized() -> Response:
         {"error": "an API key is required (?key=, the login form or a Bearer header)"},
         401,
     )
+
+
+#: What ``/inspector`` answers on a server started without the inspector.
+OFF_MESSAGE = (
+    "The inspector is off on this server. Start it with --inspector "
+    "(openrealtime serve --inspector) or OPENREALTIME_INSPECTOR=1, then reload.\n"
+)
+
+
+async def _off(request: Request) -> Response:
+    return PlainTextResponse(OFF_MESSAGE, 404)
+
+
+def off_routes() -> list[BaseRoute]:
+    """``/inspector`` with the inspector off: a 404 that says how to turn it on."""
+    return [Route("/inspector", _off, methods=["GET"])]
 
 
 # --- The serve command's flags -------------------------------------------------------

@@ -53,6 +53,23 @@ class PipelineError(ValueError):
     """A pipeline option that cannot be honoured (missing engine or argument)."""
 
 
+#: How to get espeak-ng, said wherever its absence matters.
+ESPEAK_INSTALL = (
+    "install it with 'sudo apt-get install espeak-ng' (Debian, Ubuntu) or "
+    "'brew install espeak-ng' (macOS)"
+)
+
+
+def _espeak_available() -> bool:
+    from openrealtime.voice.tts import available
+
+    return available()
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
 def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
@@ -100,6 +117,12 @@ class Pipeline:
             raise PipelineError(
                 "the chat responder needs --llm-base-url and --llm-model"
             )
+        if self.speech == "espeak" and not _espeak_available():
+            # Asked for by name: fail now, not on every response later.
+            raise PipelineError(
+                f"--speech espeak: the espeak-ng program is not installed; "
+                f"{ESPEAK_INSTALL}"
+            )
 
     # --- Resolution ---------------------------------------------------------------
 
@@ -115,9 +138,23 @@ class Pipeline:
         """The speech engine actually used (``auto`` resolved)."""
         if self.speech != "auto":
             return self.speech
-        from openrealtime.voice.tts import available
+        return "espeak" if _espeak_available() else "none"
 
-        return "espeak" if available() else "none"
+    def warnings(self) -> list[str]:
+        """Log lines about choices the operator may not have meant."""
+        lines: list[str] = []
+        if self.speech == "auto" and self.speech_name() == "none":
+            lines.append(
+                "speech=none because espeak-ng is not installed: audio replies "
+                f"are a 440 Hz tone instead of speech; {ESPEAK_INSTALL} (or "
+                "pass --speech none to keep the tone without this warning)"
+            )
+        if self.fixtures and self.responder != "scripted":
+            lines.append(
+                f"--fixtures {self.fixtures} is ignored: fixtures are for "
+                f"--responder scripted, and the responder is {self.responder}"
+            )
+        return lines
 
     def transcription_name(self) -> str:
         """The recognizer actually used (``auto`` resolved)."""
@@ -159,10 +196,25 @@ class Pipeline:
 
     def _inner_factory(self) -> Callable[[], Responder]:
         if self.responder == "scripted":
+            import re
+
+            import yaml
+
             from openrealtime.responders.scripted import ScriptedResponder, load_fixture
 
             assert self.fixtures is not None
-            fixture = load_fixture(self.fixtures)  # fail at start-up, not per call
+            try:  # fail at start-up, not per call
+                fixture = load_fixture(self.fixtures)
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = (exc.strerror if isinstance(exc, OSError) else None) or exc
+                raise PipelineError(
+                    f"cannot read fixture file {self.fixtures}: {reason}"
+                ) from None
+            except (ValueError, re.error, yaml.YAMLError) as exc:  # JSON: ValueError
+                raise PipelineError(
+                    f"invalid fixture file {self.fixtures}: "
+                    + _one_line(exc).removeprefix("invalid fixture: ")
+                ) from None
             return lambda: ScriptedResponder(fixture)
         if self.responder == "chat":
             from openrealtime.responders.chat import ChatResponder

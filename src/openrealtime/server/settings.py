@@ -224,7 +224,11 @@ class Settings:
         if self.pipeline is not None:
             # The voice pipeline makes the responder, the recognizer and the
             # turn detection scorer (frozen dataclass: set them once, here).
-            object.__setattr__(self, "responder", self.pipeline.responder_factory())
+            try:
+                responder = self.pipeline.responder_factory()
+            except pipeline.PipelineError as exc:  # e.g. a bad fixture file
+                raise ConfigurationError(str(exc)) from None
+            object.__setattr__(self, "responder", responder)
             object.__setattr__(self, "transcriber", self.pipeline.transcriber())
             object.__setattr__(self, "scorer_factory", self.pipeline.scorer_factory())
         if self.log_level.upper() not in logging.getLevelNamesMapping():

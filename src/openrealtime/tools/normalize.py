@@ -31,7 +31,7 @@ import re
 from typing import Any, Literal
 
 
-__all__ = ["Normalizer", "audio_placeholder"]
+__all__ = ["Normalizer", "PLACEHOLDER", "audio_placeholder"]
 
 Direction = Literal["client", "server"]
 
@@ -58,6 +58,8 @@ _TIMESTAMP_KEYS = frozenset({"expires_at", "created_at", "reset_seconds"})
 #: Ids inside free text (error messages): a known prefix, ``_``, then word chars.
 _ID_IN_TEXT = re.compile(r"\b(?:event|item|resp|call|sess|conv)_[A-Za-z0-9]+\b")
 _PLACEHOLDER = re.compile(r"<(event|item|response|call|session|conversation|id)_(\d+)>")
+#: A placeholder (``<item_3>``): its kind and number are groups 1 and 2.
+PLACEHOLDER = _PLACEHOLDER
 #: The prefix of ids made up for placeholders first seen in client events.
 _FRESH_PREFIX = {
     "event": "event_",
@@ -144,6 +146,12 @@ class Normalizer:
 
     def _known(self, match: re.Match[str]) -> str:
         return self._placeholders.get(match.group(0), match.group(0))
+
+    def fresh(self, kind: str) -> str:
+        """A placeholder of ``kind`` not used yet in this transcript (no id yet)."""
+        n = self._counts.get(kind, 0) + 1
+        self._counts[kind] = n
+        return f"<{kind}_{n}>"
 
     # --- Backward: placeholders -> actual --------------------------------------------
 
