@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.compat.conftest import API_KEY, TOOL
+from tests.compat.conftest import API_KEY, STORY, TOOL
 from tests.server.conftest import LiveServer
 from tests.tls import Certificates
 
@@ -65,6 +65,7 @@ def run_node(
         "OR_API_KEY": API_KEY,
         "OR_SPEECH": str(speech),
         "OR_TOOL": json.dumps(TOOL),
+        "OR_STORY": STORY,
     }
     process = subprocess.run(
         [node, script],

@@ -3,7 +3,7 @@
 import OpenAI from 'openai';
 import { RealtimeAgent, RealtimeSession, tool } from '@openai/agents-realtime';
 import { z } from 'zod';
-import { Events, check, env, finish, speechChunks, step } from './harness.mjs';
+import { Events, check, checkHeard, env, finish, speechChunks, step } from './harness.mjs';
 
 const url = env.baseURL.replace(/^https:/, 'wss:') + '/realtime?model=gpt-realtime';
 const calls = [];
@@ -102,8 +102,9 @@ await step('interruption', async () => {
   await audio;
   session.interrupt(); // response.cancel, then conversation.item.truncate
   await truncated;
-  const status = (await done).response.status;
-  check(status === 'cancelled', `response ${status}, not cancelled`);
+  const finished = await done;
+  check(finished.response.status === 'cancelled', `response ${finished.response.status}`);
+  checkHeard(finished);
   check(interrupted.length > 0, 'no audio_interrupted');
 });
 

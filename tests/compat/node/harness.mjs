@@ -13,6 +13,7 @@ export const env = {
   apiKey: process.env.OR_API_KEY,
   speech: readFileSync(process.env.OR_SPEECH), // PCM16 24 kHz mono
   tool: JSON.parse(process.env.OR_TOOL),
+  story: process.env.OR_STORY, // the long reply that is interrupted
 };
 
 const results = {};
@@ -46,6 +47,12 @@ export function finish() {
 
 export function check(condition, message) {
   if (!condition) throw new Error(message);
+}
+
+// The interrupted item keeps what was heard: a part of the story, not all.
+export function checkHeard(done) {
+  const heard = done.response.output[0]?.content?.[0]?.transcript ?? '';
+  check(env.story.startsWith(heard) && heard.length < env.story.length, `transcript: ${heard}`);
 }
 
 // Events of an emitter, kept in order, with a way to wait for one.

@@ -1,7 +1,7 @@
 // openai-node (OpenAIRealtimeWS), unmodified, through a whole conversation over wss://.
 import OpenAI from 'openai';
 import { OpenAIRealtimeWS } from 'openai/realtime/ws';
-import { Events, check, env, finish, speechChunks, step } from './harness.mjs';
+import { Events, check, checkHeard, env, finish, speechChunks, step } from './harness.mjs';
 
 const client = new OpenAI({ apiKey: env.apiKey, baseURL: env.baseURL });
 
@@ -104,8 +104,9 @@ await step('interruption', async () => {
   rt.send({ type: 'conversation.item.truncate', item_id, content_index: 0, audio_end_ms: 200 });
   rt.send({ type: 'response.cancel' });
   check((await truncated).audio_end_ms === 200, 'truncated');
-  const status = (await done).response.status;
-  check(status === 'cancelled', `response ${status}, not cancelled`);
+  const finished = await done;
+  check(finished.response.status === 'cancelled', `response ${finished.response.status}`);
+  checkHeard(finished);
 });
 
 await step('no errors', async () => {
