@@ -146,6 +146,24 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
         "ASGI app alone); also OPENREALTIME_DRIVER",
     )
     serve.add_argument(
+        "--ssl-certfile",
+        metavar="FILE",
+        help="serve TLS (wss://, https://) with this PEM certificate (chain); "
+        "also OPENREALTIME_SSL_CERTFILE",
+    )
+    serve.add_argument(
+        "--ssl-keyfile",
+        metavar="FILE",
+        help="its PEM private key, unless the certificate file holds it; "
+        "also OPENREALTIME_SSL_KEYFILE",
+    )
+    serve.add_argument(
+        "--ssl-keyfile-password",
+        metavar="PASSWORD",
+        help="the password of an encrypted key file; also "
+        "OPENREALTIME_SSL_KEYFILE_PASSWORD",
+    )
+    serve.add_argument(
         "--pace",
         type=float,
         metavar="N",
@@ -255,6 +273,9 @@ def build_settings(
         overrides["metrics_key"] = args.metrics_key
     if args.auth_max_failures is not None:
         overrides["auth_max_failures"] = args.auth_max_failures
+    for name in ("ssl_certfile", "ssl_keyfile", "ssl_keyfile_password"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
     overrides.update(inspector.settings_overrides(args))
     try:
         overrides.update(
@@ -314,6 +335,11 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["OPENREALTIME_METRICS_KEY"] = args.metrics_key
     if args.auth_max_failures is not None:
         env["OPENREALTIME_AUTH_MAX_FAILURES"] = str(args.auth_max_failures)
+    for name in ("ssl_certfile", "ssl_keyfile"):
+        if getattr(args, name) is not None:
+            env[f"OPENREALTIME_{name.upper()}"] = os.path.abspath(getattr(args, name))
+    if args.ssl_keyfile_password is not None:
+        env["OPENREALTIME_SSL_KEYFILE_PASSWORD"] = args.ssl_keyfile_password
     env.update(inspector.settings_env(args))
     env.update(pipeline.settings_env(args))
     env.update(_engine_env(args))
@@ -411,6 +437,9 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         log_config=log_config(settings),
         timeout_graceful_shutdown=settings.shutdown_timeout,
+        # TLS (wss://, https://) on both drivers: uvicorn wraps each
+        # connection before the driver's protocol sees it.
+        **settings.ssl_options(),
     )
     check_port(settings.host, settings.port)
     logging.config.dictConfig(options["log_config"])

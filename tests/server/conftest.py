@@ -47,18 +47,18 @@ class LiveServer:
 
     @property
     def http(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self.port}"
+        """``http://127.0.0.1:PORT`` (``https://`` with TLS)."""
+        return f"http{'s' if self.settings.tls else ''}://127.0.0.1:{self.port}"
 
     @property
     def ws_base(self) -> str:
-        """The SDK's ``websocket_base_url``: ``ws://127.0.0.1:PORT/v1``."""
-        return f"ws://127.0.0.1:{self.port}/v1"
+        """The SDK's ``websocket_base_url``: ``ws://127.0.0.1:PORT/v1`` (``wss://``)."""
+        return f"ws{'s' if self.settings.tls else ''}://127.0.0.1:{self.port}/v1"
 
     def ws_url(self, path: str = "/v1/realtime", **query: str) -> str:
         """A WebSocket URL on this server."""
         qs = f"?{urlencode(query)}" if query else ""
-        return f"ws://127.0.0.1:{self.port}{path}{qs}"
+        return f"ws{'s' if self.settings.tls else ''}://127.0.0.1:{self.port}{path}{qs}"
 
 
 @contextlib.contextmanager
@@ -97,6 +97,7 @@ def running_server(
         ws_ping_timeout=ping_timeout,
         log_config=None,
         lifespan="off",
+        **settings.ssl_options(),  # TLS when the settings name a certificate
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,6 +195,10 @@ class Settings:
             and machine) instead of this process's memory.
         scorer_factory: makes the turn detection scorer of each session for
             an input rate (``None``: the engine's energy detector).
+        ssl_certfile: serve TLS (``wss://``, ``https://``) with this PEM
+            certificate chain (the key too, unless ``ssl_keyfile`` is given).
+        ssl_keyfile: the PEM private key of ``ssl_certfile``.
+        ssl_keyfile_password: the password of an encrypted ``ssl_keyfile``.
         pace: how fast responders' audio streams, as a multiple of real time
             (``1``: real time, the default, so clients can cancel, truncate
             and barge in; ``0``: as fast as possible). A scripted fixture's
@@ -235,6 +240,9 @@ class Settings:
     pipeline: Pipeline | None = None
     redis_url: str | None = None
     scorer_factory: Callable[[int], FrameScorer] | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_keyfile_password: str | None = field(default=None, repr=False)
     pace: float = 1.0
     max_body_bytes: int = 16 * 1024 * 1024
     body_timeout: float = 30.0
@@ -276,6 +284,46 @@ class Settings:
             raise ConfigurationError(
                 "inspector_sessions and inspector_events must be at least 1"
             )
+        if self.ssl_certfile is None and (
+            self.ssl_keyfile is not None or self.ssl_keyfile_password is not None
+        ):
+            raise ConfigurationError(
+                "--ssl-keyfile and --ssl-keyfile-password need --ssl-certfile"
+            )
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server speaks TLS (``wss://`` and ``https://``)."""
+        return self.ssl_certfile is not None
+
+    def ssl_options(self) -> dict[str, str]:
+        """uvicorn's TLS arguments (``ssl_certfile`` ...), checked first.
+
+        The certificate and key are loaded once here, so that a wrong path,
+        a key that does not match or a wrong password fails at start-up with
+        one line instead of a traceback from inside uvicorn.
+
+        Raises:
+            ConfigurationError: the certificate or key cannot be loaded.
+        """
+        if self.ssl_certfile is None:
+            return {}
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                self.ssl_certfile, self.ssl_keyfile, self.ssl_keyfile_password
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(
+                f"cannot load the TLS certificate {self.ssl_certfile}"
+                + (f" with key {self.ssl_keyfile}" if self.ssl_keyfile else "")
+                + f": {exc}"
+            ) from None
+        options = {"ssl_certfile": self.ssl_certfile}
+        if self.ssl_keyfile is not None:
+            options["ssl_keyfile"] = self.ssl_keyfile
+        if self.ssl_keyfile_password is not None:
+            options["ssl_keyfile_password"] = self.ssl_keyfile_password
+        return options
 
     def secret_store(self) -> SecretStore:
         """The ephemeral key store these settings ask for (Redis or memory)."""
@@ -326,6 +374,8 @@ class Settings:
         (:mod:`openrealtime.server.pipeline`), ``OPENREALTIME_LOG_LEVEL``,
         ``OPENREALTIME_DEBUG``, ``OPENREALTIME_REDIS_URL``, ``OPENREALTIME_INSPECTOR``,
         ``OPENREALTIME_INSPECTOR_SESSIONS``, ``OPENREALTIME_INSPECTOR_EVENTS``,
+        ``OPENREALTIME_SSL_CERTFILE``, ``OPENREALTIME_SSL_KEYFILE``,
+        ``OPENREALTIME_SSL_KEYFILE_PASSWORD``,
         ``OPENREALTIME_PACE`` (multiple of real time), and the limits that
         ``rate_limits.updated`` reports, ``OPENREALTIME_RATE_LIMIT_REQUESTS``
         and ``OPENREALTIME_RATE_LIMIT_TOKENS`` (per minute).
@@ -381,6 +431,13 @@ class Settings:
         ):
             if number := env.get(name):
                 values[key] = _int(name, number, 1)
+        for name, key in (
+            ("OPENREALTIME_SSL_CERTFILE", "ssl_certfile"),
+            ("OPENREALTIME_SSL_KEYFILE", "ssl_keyfile"),
+            ("OPENREALTIME_SSL_KEYFILE_PASSWORD", "ssl_keyfile_password"),
+        ):
+            if text := env.get(name):
+                values[key] = text
         if pace := env.get("OPENREALTIME_PACE"):
             values["pace"] = _float("OPENREALTIME_PACE", pace)
         rate_limits: dict[str, int] = {}
