@@ -59,7 +59,6 @@ from openrealtime.server.metrics import Metrics
 from openrealtime.server.rest import (
     authorize,
     create_client_secret,
-    request_id,
     rest_error,
 )
 from openrealtime.server.secrets import SecretStore
@@ -222,7 +221,6 @@ class RealtimeServer:
             result.body,
             result.status,
             media_type=result.content_type,
-            headers={"x-request-id": request_id()},
         )
 
     # --- WebSocket -------------------------------------------------------------------

@@ -43,6 +43,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openrealtime.server.hosts import HostPolicy, host_not_allowed
+from openrealtime.server.rest import request_id
 
 
 __all__ = [
@@ -194,7 +195,7 @@ class Guard:
             if message["type"] == "http.response.start":
                 started = True
                 message = dict(message)
-                headers = [*message.get("headers", ()), *SECURITY_HEADERS]
+                headers = [*message.get("headers", ()), *_answer_headers()]
                 if _is_html(headers):
                     headers += HTML_HEADERS
                 if not complete and _has_body(scope, length):
@@ -219,6 +220,12 @@ class Guard:
             await _answer(send, rejected.status, rejected.body)
 
 
+def _answer_headers() -> list[tuple[bytes, bytes]]:
+    # Every HTTP answer carries an x-request-id, as the hosted API's do, the
+    # ones this guard writes itself included.
+    return [*SECURITY_HEADERS, (b"x-request-id", request_id().encode())]
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
@@ -239,7 +246,7 @@ async def _misdirected(kind: str, scope: Scope, send: Send, host: str) -> None:
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        *SECURITY_HEADERS,
+        *_answer_headers(),
     ]
     if kind == "http":
         await send(
@@ -279,7 +286,7 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
     headers: list[tuple[bytes, bytes]] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        *SECURITY_HEADERS,
+        *_answer_headers(),
         _CLOSE,
     ]
     start: MutableMapping[str, Any] = {
