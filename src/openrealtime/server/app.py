@@ -430,6 +430,9 @@ def create_app(
     if settings.pipeline is not None:
         logger.info(settings.pipeline.describe())
     routes = server.routes()
+    from openrealtime.server.audio_api import AudioApi
+
+    routes += AudioApi(settings).routes()  # /v1/audio/transcriptions, /speech
     if inspector is not None:
         routes += inspector.routes()
     app = Starlette(routes=routes)

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -67,6 +68,7 @@ from openrealtime.session import (
     Transcribe,
 )
 from openrealtime.voice.asr import UnsupportedLanguage
+from openrealtime.voice.transcribe import iterate_in_thread
 
 
 __all__ = [
@@ -535,9 +537,12 @@ class Connection:
     ) -> None:
         settings = action.transcription
 
-        def run() -> list[str]:
-            return list(
-                transcriber.transcribe(
+        def make() -> Iterator[str]:
+            # A router picks the engine for the session's model (issue 16).
+            select = getattr(transcriber, "for_model", None)
+            engine = transcriber if select is None else select(settings.model)
+            return iter(
+                engine.transcribe(
                     action.pcm16,
                     action.rate,
                     language=settings.language,
@@ -545,8 +550,19 @@ class Connection:
                 )
             )
 
+        deltas: list[str] = []
         try:
-            deltas = await asyncio.to_thread(run)
+            # Each delta goes out as the engine yields it (streaming, as the
+            # hosted gpt-4o-transcribe models do).
+            async with contextlib.aclosing(iterate_in_thread(make)) as stream:
+                async for delta in stream:
+                    if self._closing:
+                        return
+                    deltas.append(delta)
+                    self.session.transcription_delta(
+                        action.item_id, delta, action.content_index
+                    )
+                    self._pump()
         except UnsupportedLanguage as exc:
             # A setting the engine cannot honour: say so, as a failed transcript.
             if not self._closing:
@@ -565,10 +581,6 @@ class Connection:
             return
         if self._closing:
             return
-        for delta in deltas:
-            self.session.transcription_delta(
-                action.item_id, delta, action.content_index
-            )
         self.session.transcription_completed(
             action.item_id, "".join(deltas), action.content_index
         )

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from openrealtime.responders.base import Responder
     from openrealtime.server.connection import Transcriber
     from openrealtime.server.secrets import SecretStore
+    from openrealtime.voice.tts import Synthesizer
 
 
 __all__ = [
@@ -175,6 +176,8 @@ class Settings:
             and machine) instead of this process's memory.
         scorer_factory: makes the turn detection scorer of each session for
             an input rate (``None``: the engine's energy detector).
+        synthesizer: the speech engine of ``POST /v1/audio/speech`` (set by
+            ``pipeline``; ``None``: that endpoint says none is configured).
     """
 
     host: str = "127.0.0.1"
@@ -196,13 +199,18 @@ class Settings:
     pipeline: Pipeline | None = None
     redis_url: str | None = None
     scorer_factory: Callable[[int], FrameScorer] | None = None
+    synthesizer: Synthesizer | None = None
 
     def __post_init__(self) -> None:
         if self.pipeline is not None:
             # The voice pipeline makes the responder, the recognizer and the
             # turn detection scorer (frozen dataclass: set them once, here).
-            object.__setattr__(self, "responder", self.pipeline.responder_factory())
-            object.__setattr__(self, "transcriber", self.pipeline.transcriber())
+            try:
+                object.__setattr__(self, "responder", self.pipeline.responder_factory())
+                object.__setattr__(self, "transcriber", self.pipeline.transcriber())
+                object.__setattr__(self, "synthesizer", self.pipeline.synthesizer())
+            except pipeline.PipelineError as exc:
+                raise ConfigurationError(str(exc)) from None
             object.__setattr__(self, "scorer_factory", self.pipeline.scorer_factory())
         if self.log_level.upper() not in logging.getLevelNamesMapping():
             raise ConfigurationError(f"unknown log level {self.log_level!r}")
