@@ -21,7 +21,8 @@ Each choice can be ``auto`` (the best one installed, the default of
 flite over espeak) or ``none``. An engine named explicitly that is not
 installed is a :class:`PipelineError` (``serve`` exits with status 2).
 :class:`~openrealtime.server.settings.Settings` itself defaults to the plain
-ones (energy VAD, no transcription, no speech), so embedding the app costs nothing unless asked.
+ones (energy VAD, no transcription, no speech), so embedding the app costs
+nothing unless asked.
 """
 
 from __future__ import annotations
