@@ -32,17 +32,20 @@ def test_explicit_engines() -> None:
     )
     assert settings.scorer_factory is not None
     assert type(settings.scorer_factory(24000)).__name__ == "WebRtcScorer"
-    assert type(settings.transcriber).__name__ == "PocketSphinxTranscriber"
+    router = settings.transcriber
+    assert type(router).__name__ == "TranscriberRouter"
+    assert type(router.primary).__name__ == "PocketSphinxTranscriber"  # type: ignore[union-attr]
     assert isinstance(settings.responder(), EchoResponder)
 
 
 def test_auto_resolves_to_installed_engines() -> None:
-    """auto picks Silero, PocketSphinx and espeak when they are installed."""
+    """auto picks Silero, Whisper (the whisper extra) and flite (scripts/apt-packages.txt)."""
     pipe = Pipeline(vad="auto", speech="auto", transcription="auto")
     assert pipe.vad_name() == "silero"
-    assert pipe.transcription_name() == "pocketsphinx"
-    assert pipe.speech_name() in {"espeak", "none"}
+    assert pipe.transcription_name() == "whisper"
+    assert pipe.speech_name() == "flite"
     assert "vad=silero" in pipe.describe()
+    assert "transcription=whisper tiny.en (packaged" in pipe.describe()
 
 
 def test_scripted_needs_fixtures(tmp_path: object) -> None:

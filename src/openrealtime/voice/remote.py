@@ -97,14 +97,12 @@ class RemoteTranscriber:
         model: str | None = None,
         api_key: str | None = None,
         stream: bool = True,
-        _client: httpx.Client | None = None,
         _session_model: str | None = None,
     ) -> None:
         self.url = endpoint(url, "audio/transcriptions")
         self.model = model
         self.api_key = api_key
         self.stream = stream
-        self._client = _client or httpx.Client(timeout=_TIMEOUT)
         self._session_model = _session_model
 
     @property
@@ -120,7 +118,6 @@ class RemoteTranscriber:
             model=self.model,
             api_key=self.api_key,
             stream=self.stream,
-            _client=self._client,
             _session_model=model,
         )
 
@@ -149,14 +146,19 @@ class RemoteTranscriber:
         if prompt:
             data["prompt"] = prompt
         files = {"file": ("audio.wav", wav_bytes(pcm16, rate), "audio/wav")}
+        # One client per request: nothing stays open between utterances
+        # (the cost is one TCP connect, small next to a decode).
         try:
-            with self._client.stream(
-                "POST",
-                self.url,
-                data=data,
-                files=files,
-                headers=_headers(self.api_key),
-            ) as response:
+            with (
+                httpx.Client(timeout=_TIMEOUT) as client,
+                client.stream(
+                    "POST",
+                    self.url,
+                    data=data,
+                    files=files,
+                    headers=_headers(self.api_key),
+                ) as response,
+            ):
                 if response.status_code != 200:
                     response.read()
                     message = _error_message(response)
@@ -231,7 +233,6 @@ class RemoteSynthesizer:
         self.model = model
         self.api_key = api_key
         self.chunk_bytes = audio.bytes_for_ms(chunk_ms, "audio/pcm")
-        self._client = httpx.Client(timeout=_TIMEOUT)
 
     @property
     def name(self) -> str:
@@ -258,9 +259,12 @@ class RemoteSynthesizer:
         }
         pending = bytearray()
         try:
-            with self._client.stream(
-                "POST", self.url, json=body, headers=_headers(self.api_key)
-            ) as response:
+            with (
+                httpx.Client(timeout=_TIMEOUT) as client,
+                client.stream(
+                    "POST", self.url, json=body, headers=_headers(self.api_key)
+                ) as response,
+            ):
                 if response.status_code != 200:
                     response.read()
                     raise SynthesisError(_error_message(response))
