@@ -197,8 +197,8 @@ def test_an_unloadable_model_name_is_a_configuration_error() -> None:
 def test_auto_prefers_urls_then_flite_over_espeak(
     tmp_path: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pathlib import Path
     import shutil
+    from pathlib import Path
 
     pipe = Pipeline(
         transcription="auto",
