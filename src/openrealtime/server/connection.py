@@ -58,6 +58,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Literal, Protocol
 
 from openrealtime.responders.base import Responder, apply_chunk
+from openrealtime.server.early import EarlyTranscription
 from openrealtime.server.metrics import Metrics, client_event_type, server_event_type
 from openrealtime.session import (
     CancelResponse,
@@ -183,6 +184,10 @@ class Connection:
         self._holding = False
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._transcriptions: set[asyncio.Task[None]] = set()
+        #: Decodes a turn at its first silence, before VAD commits it.
+        self._early = (
+            EarlyTranscription(transcriber) if transcriber is not None else None
+        )
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._closing = False
@@ -241,6 +246,8 @@ class Connection:
         """
         self._closing = True
         self._cancel_timer()
+        if self._early is not None:
+            self._early.discard()
         tasks = [*self._tasks.values(), *self._transcriptions]
         if self._writer is not None:
             tasks.append(self._writer)
@@ -263,6 +270,8 @@ class Connection:
             self._observe("<", data)
         self.session.receive_text(data, self._clock())
         self._pump()
+        if self._early is not None and not self._closing:
+            self._early.observe(self.session)
 
     async def feed_text(self, data: str | bytes) -> None:
         """:meth:`receive_text`, then send the replies and :meth:`drain`.
@@ -536,6 +545,26 @@ class Connection:
         self, transcriber: Transcriber, action: Transcribe
     ) -> None:
         settings = action.transcription
+        early = self._early.take(action) if self._early is not None else None
+        if early is not None:
+            try:
+                found = await early
+            except asyncio.CancelledError:
+                if not early.cancelled():
+                    raise  # this task was cancelled, not the early decode
+            except Exception:
+                pass  # the normal decode below reports it
+            else:
+                if not self._closing:
+                    for delta in found:
+                        self.session.transcription_delta(
+                            action.item_id, delta, action.content_index
+                        )
+                    self.session.transcription_completed(
+                        action.item_id, "".join(found), action.content_index
+                    )
+                    self._pump()
+                return
 
         def make() -> Iterator[str]:
             # A router picks the engine for the session's model (issue 16).
