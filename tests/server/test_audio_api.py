@@ -372,3 +372,32 @@ def test_wav_decoding_variants() -> None:
         assert float(np.max(np.abs(y - x))) < 0.02
     with pytest.raises(ValueError, match="could not be decoded"):
         decode_audio_file(b"\x00" * 100)
+
+
+def test_the_openai_sdk_uses_the_endpoints(backend: LiveServer) -> None:
+    """The official SDK's audio calls work against openrealtime unchanged."""
+    from openai import OpenAI
+
+    with OpenAI(api_key=KEY, base_url=f"{backend.http}/v1") as client:
+        result = client.audio.transcriptions.create(
+            model="whisper-1", file=("clip.wav", clip_wav(), "audio/wav")
+        )
+        assert len(REFERENCE - set(words(result.text))) <= 2, result
+        events = list(
+            client.audio.transcriptions.create(
+                model="gpt-4o-transcribe",
+                file=("clip.wav", clip_wav(), "audio/wav"),
+                stream=True,
+            )
+        )
+        assert events[-1].type == "transcript.text.done"
+        assert events[-1].text == result.text
+        assert "".join(e.delta for e in events[:-1]) == result.text  # type: ignore[union-attr]
+        with client.audio.speech.with_streaming_response.create(
+            model="gpt-4o-mini-tts",
+            voice="marin",
+            input="Hello there.",
+            response_format="pcm",
+        ) as response:
+            pcm = response.read()
+        assert len(pcm) > 12000 and audio.rms(pcm) > 0.01
