@@ -61,7 +61,7 @@ VOICES: Final[Mapping[str, FliteVoice]] = MappingProxyType(
         "sage": FliteVoice("slt", 150),
         "shimmer": FliteVoice("slt", 235),  # high
         "verse": FliteVoice("kal16", 120),
-        "marin": FliteVoice("awb", 155),
+        "marin": FliteVoice("kal16", 150),
         "cedar": FliteVoice("awb", 92),  # dark
     }
 )
