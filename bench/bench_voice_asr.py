@@ -380,28 +380,54 @@ async def one_turn(url: str, pcm24: bytes) -> dict[str, Any]:
     return marks
 
 
-async def bench_live(quick: bool) -> None:
+#: Live variants: (label, pipeline arguments, early transcription on).
+LIVE_VARIANTS: dict[str, tuple[dict[str, str], bool]] = {
+    "default": ({"vad": "auto", "transcription": "auto", "speech": "auto"}, True),
+    "default, no early decode": (
+        {"vad": "auto", "transcription": "auto", "speech": "auto"},
+        False,
+    ),
+    "pocketsphinx + espeak": (
+        {"vad": "silero", "transcription": "pocketsphinx", "speech": "espeak"},
+        True,
+    ),
+}
+
+
+async def bench_live(quick: bool, variants: list[str] | None = None) -> None:
+    for label in variants or list(LIVE_VARIANTS):
+        await bench_live_one(quick, label)
+
+
+async def bench_live_one(quick: bool, label: str) -> None:
     from tests.server.conftest import running_server
 
-    from openrealtime.server import Settings
+    from openrealtime.server import Settings, early
     from openrealtime.server.pipeline import Pipeline
 
-    pipeline = Pipeline(vad="auto", transcription="auto", speech="auto")
+    fields, early_on = LIVE_VARIANTS[label]
+    pipeline = Pipeline(**fields)
+    observe = early.EarlyTranscription.observe
+    if not early_on:  # the variant without it: nothing starts before the commit
+        early.EarlyTranscription.observe = lambda self, session: None  # type: ignore[method-assign]
     clips = list(human_clips())
     if quick:
         clips = clips[:4]
     lat: dict[str, list[float]] = {"stopped": [], "transcript": [], "audio": []}
     edits = words = 0
-    with running_server(Settings(pipeline=pipeline), "picows") as live:
-        url = live.ws_url(model="gpt-realtime")
-        for _name, pcm, rate, ref in clips:
-            marks = await one_turn(url, audio.resample(pcm, rate, 24000))
-            for key in lat:
-                lat[key].append((marks[key] - marks["speech_end"]) * 1000)
-            e, w = wer_counts(ref, marks.get("text", ""))
-            edits += e
-            words += w
-    print(f"\n### Live server, default pipeline ({pipeline.describe()})\n")
+    try:
+        with running_server(Settings(pipeline=pipeline), "picows") as live:
+            url = live.ws_url(model="gpt-realtime")
+            for _name, pcm, rate, ref in clips:
+                marks = await one_turn(url, audio.resample(pcm, rate, 24000))
+                for key in lat:
+                    lat[key].append((marks[key] - marks["speech_end"]) * 1000)
+                e, w = wer_counts(ref, marks.get("text", ""))
+                edits += e
+                words += w
+    finally:
+        early.EarlyTranscription.observe = observe  # type: ignore[method-assign]
+    print(f"\n### Live server, {label} ({pipeline.describe()})\n")
     print(
         f"{len(clips)} human clips streamed at real time, silence_duration_ms 200, "
         f"echo responder. WER of the transcripts: **{pct(edits, words)}**.\n"
@@ -425,13 +451,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("asr", "tts", "live", "all"), default="all")
     parser.add_argument("--quick", action="store_true", help="fewer clips")
+    parser.add_argument(
+        "--live",
+        action="append",
+        choices=list(LIVE_VARIANTS),
+        help="live variants to run (default: all)",
+    )
     args = parser.parse_args(argv)
     if args.part in ("asr", "all"):
         bench_asr(args.quick)
     if args.part in ("tts", "all"):
         bench_tts(args.quick)
     if args.part in ("live", "all"):
-        asyncio.run(bench_live(args.quick))
+        asyncio.run(bench_live(args.quick, args.live))
     return 0
 
 
