@@ -342,21 +342,33 @@ async def one_turn(url: str, pcm24: bytes) -> dict[str, Any]:
         stream = lead + pcm24
         tail = audio.silence(1500, 24000)
         marks: dict[str, Any] = {}
+        texts: dict[str, str] = {}
+        finished = asyncio.Event()
 
         async def reader() -> None:
+            # A clip with pauses may make several turns: latency is measured
+            # on the last one (the one that ends with the clip), the WER on
+            # all their transcripts.
+            last_item = None
             async for frame in ws:
                 event = json.loads(frame)
                 kind = event["type"]
                 now = time.perf_counter()
                 if kind == "input_audio_buffer.speech_stopped":
-                    marks.setdefault("stopped", now)
+                    last_item = event["item_id"]
+                    marks["stopped"] = now
+                    finished.clear()
+                    marks.pop("transcript", None)
+                    marks.pop("audio", None)
                 elif kind == "conversation.item.input_audio_transcription.completed":
-                    marks.setdefault("transcript", now)
-                    marks["text"] = marks.get("text", "") + event["transcript"] + " "
+                    texts[event["item_id"]] = event["transcript"]
+                    if event["item_id"] == last_item:
+                        marks["transcript"] = now
                 elif kind == "response.output_audio.delta":
                     marks.setdefault("audio", now)
                 elif kind == "response.done" and "audio" in marks:
-                    return
+                    if "transcript" in marks:
+                        finished.set()
 
         task = asyncio.create_task(reader())
         start = time.perf_counter()
@@ -376,7 +388,10 @@ async def one_turn(url: str, pcm24: bytes) -> dict[str, Any]:
                     await asyncio.sleep(delay)
             if n == 0:
                 marks["speech_end"] = time.perf_counter()
-        await asyncio.wait_for(task, 60)
+        # The tail (1.5 s of silence) has ended every turn: wait for the last.
+        await asyncio.wait_for(finished.wait(), 60)
+        task.cancel()
+        marks["text"] = " ".join(texts.values())
     return marks
 
 
