@@ -401,3 +401,32 @@ def test_the_openai_sdk_uses_the_endpoints(backend: LiveServer) -> None:
         ) as response:
             pcm = response.read()
         assert len(pcm) > 12000 and audio.rms(pcm) > 0.01
+
+
+def test_a_failing_speech_engine_is_a_500(tmp_path: object) -> None:
+    """A synthesizer that fails at once answers 500 before any audio."""
+    from pathlib import Path
+
+    from openrealtime.voice.flite import FliteSynthesizer
+
+    broken = Path(str(tmp_path)) / "flite"
+    broken.write_text("#!/bin/sh\nexit 1\n")
+    broken.chmod(0o755)
+    settings = Settings(synthesizer=FliteSynthesizer(str(broken)))
+    with running_server(settings) as live:
+        r = httpx.post(
+            f"{live.http}/v1/audio/speech",
+            json={"model": "tts-1", "input": "Hi.", "voice": "alloy"},
+            timeout=30,
+        )
+        assert r.status_code == 500
+        assert r.json()["error"]["message"] == "The speech engine failed."
+        # No recognizer configured: a clear 400.
+        r = httpx.post(
+            f"{live.http}/v1/audio/transcriptions",
+            files={"file": ("clip.wav", clip_wav(), "audio/wav")},
+            data={"model": "whisper-1"},
+            timeout=30,
+        )
+        assert r.status_code == 400
+        assert "No transcription engine" in r.json()["error"]["message"]

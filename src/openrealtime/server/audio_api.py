@@ -19,6 +19,7 @@ on worker threads; a client that goes away cancels the work.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import io
@@ -232,7 +233,8 @@ class AudioApi:
                 "No transcription engine is configured on this server.", "model"
             )
         try:
-            pcm, rate = decode_audio_file(data)
+            # Up to 25 MB of mp3 takes a while: not on the event loop.
+            pcm, rate = await asyncio.to_thread(decode_audio_file, data)
         except ValueError as exc:
             return _invalid(str(exc), "file", "invalid_value")
         language = fields.get("language") or None
@@ -335,21 +337,38 @@ class AudioApi:
             return iter(synthesizer.synthesize(text, voice=voice, speed=speed))
 
         chunks = iterate_in_thread(make)
+        # The first chunk before the status: an engine that fails at once
+        # (a crashed binary, a remote server down) is a 500, not empty audio.
+        try:
+            first = await anext(chunks, b"")
+        except Exception:
+            await chunks.aclose()
+            logger.exception("speech synthesis failed")
+            return _response(
+                rest_error(
+                    InvalidRequestError(
+                        "server_error", "The speech engine failed.", None
+                    ),
+                    500,
+                )
+            )
         if stream_format == "sse":
             return StreamingResponse(
-                self._sse_speech(chunks), media_type="text/event-stream"
+                self._sse_speech(first, chunks), media_type="text/event-stream"
             )
         media = "audio/pcm" if response_format == "pcm" else "audio/wav"
         return StreamingResponse(
-            self._audio(chunks, response_format == "wav"), media_type=media
+            self._audio(first, chunks, response_format == "wav"), media_type=media
         )
 
     async def _audio(
-        self, chunks: AsyncIterator[bytes], wav: bool
+        self, first: bytes, chunks: AsyncIterator[bytes], wav: bool
     ) -> AsyncIterator[bytes]:
         async with contextlib.aclosing(chunks):  # type: ignore[type-var]
             if wav:
                 yield _wav_header(OUTPUT_RATE)
+            if first:
+                yield first
             try:
                 async for chunk in chunks:
                     yield chunk
@@ -357,18 +376,27 @@ class AudioApi:
                 # Headers are gone: the stream just ends early; the log says why.
                 logger.exception("speech synthesis failed while streaming")
 
-    async def _sse_speech(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def _sse_speech(
+        self, first: bytes, chunks: AsyncIterator[bytes]
+    ) -> AsyncIterator[bytes]:
         samples = 0
+
+        def delta(chunk: bytes) -> bytes:
+            return _sse(
+                {
+                    "type": "speech.audio.delta",
+                    "audio": base64.b64encode(chunk).decode(),
+                }
+            )
+
         async with contextlib.aclosing(chunks):  # type: ignore[type-var]
+            if first:
+                samples += len(first) // 2
+                yield delta(first)
             try:
                 async for chunk in chunks:
                     samples += len(chunk) // 2
-                    yield _sse(
-                        {
-                            "type": "speech.audio.delta",
-                            "audio": base64.b64encode(chunk).decode(),
-                        }
-                    )
+                    yield delta(chunk)
             except Exception:
                 logger.exception("speech synthesis failed while streaming")
                 return
