@@ -828,3 +828,54 @@ class TestScriptedFixtures:
         )
         fixture = load_fixture(path)
         assert fixture.rules[0].reply.text == "Hello!"
+
+
+class TestSpeechInProgress:
+    """What a driver may transcribe early: the audio of the turn VAD hears now."""
+
+    def test_speech_audio_is_what_speech_stopped_commits(self) -> None:
+        session = new_session()
+        update(
+            session,
+            {
+                "audio": {
+                    "input": {
+                        "transcription": {"model": "whisper-1"},
+                        "turn_detection": {
+                            "type": "server_vad",
+                            "create_response": False,
+                        },
+                    }
+                }
+            },
+        )
+        assert session.speech_item_id is None
+        assert session.speech_audio() == (b"", 24000)
+        send(
+            session,
+            {"type": "input_audio_buffer.append", "audio": pcm_b64(500, loud=False)},
+        )
+        events = send(
+            session,
+            {"type": "input_audio_buffer.append", "audio": pcm_b64(600, loud=True)},
+        )
+        (started,) = [
+            e for e in events if e["type"] == "input_audio_buffer.speech_started"
+        ]
+        assert session.speech_item_id == started["item_id"]
+        pcm, rate = session.speech_audio()
+        # From audio_start_ms (200) to the end of the buffer (1100 ms).
+        assert rate == 24000 and len(pcm) == 900 * 48
+        tail, _ = session.speech_audio(last_ms=100)
+        assert tail == pcm[-100 * 48 :]
+        assert session.speech_audio(last_ms=5000)[0] == pcm  # never before the start
+        send(
+            session,
+            {"type": "input_audio_buffer.append", "audio": pcm_b64(500, loud=False)},
+        )
+        (action,) = session.actions_to_take()
+        assert isinstance(action, Transcribe)
+        # The commit is the early audio plus the silence that ended the turn.
+        assert action.pcm16[: len(pcm)] == pcm
+        assert audio.rms(action.pcm16[len(pcm) :]) == 0.0
+        assert session.speech_item_id is None

@@ -842,6 +842,28 @@ class Session:
         """Milliseconds of audio in the input buffer."""
         return audio.duration_ms(len(self._buffer), self._input_format())
 
+    @property
+    def speech_item_id(self) -> str | None:
+        """The item id of the turn server VAD is hearing now (None: no speech)."""
+        return self._speech_item_id
+
+    def speech_audio(self, last_ms: int | None = None) -> tuple[bytes, int]:
+        """The audio of the turn in progress, as PCM16 and its rate.
+
+        From ``speech_started``'s ``audio_start_ms`` to what is buffered now
+        (or only its last ``last_ms``): what ``speech_stopped`` would commit
+        if the turn ended here, so a driver can start transcribing before it
+        does. Empty when no speech is in progress.
+        """
+        if self._speech_item_id is None:
+            return b"", audio.sample_rate(self._input_format())
+        fmt = self._input_format()
+        start = audio.bytes_for_ms(self._speech_start_ms - self._buffer_start_ms, fmt)
+        start = max(0, min(start, len(self._buffer)))
+        if last_ms is not None:
+            start = max(start, len(self._buffer) - audio.bytes_for_ms(last_ms, fmt))
+        return audio.to_pcm16(bytes(self._buffer[start:]), fmt)
+
     # --- Private methods: dispatch ---------------------------------------------------
 
     def _dispatch(self, event: ClientEvent) -> None:

@@ -577,6 +577,9 @@ def create_app(
         else:
             logger.warning(webrtc_missing)
     routes = server.routes()
+    from openrealtime.server.audio_api import AudioApi
+
+    routes += AudioApi(settings).routes()  # /v1/audio/transcriptions, /speech
     if inspector is not None:
         routes += inspector.routes()
     else:

@@ -211,7 +211,7 @@ class RemoteSideband(Connection):
         self.call_id = call_id
         self.sid = "sb_" + secrets.token_hex(8)
         self._owner: str | None = None
-        self._early: list[str] = []
+        self._before_owner: list[str] = []
 
     def start(self) -> None:
         if self._write_now is None:
@@ -241,7 +241,7 @@ class RemoteSideband(Connection):
                 "from": router.worker,
             },
         )
-        early, self._early = self._early, []
+        early, self._before_owner = self._before_owner, []
         for data in early:
             router.post(owner, {"op": "in", "sid": self.sid, "data": data})
 
@@ -254,7 +254,7 @@ class RemoteSideband(Connection):
             return
         text = data.decode() if isinstance(data, bytes) else data
         if self._owner is None:
-            self._early.append(text)
+            self._before_owner.append(text)
         else:
             self.router.post(self._owner, {"op": "in", "sid": self.sid, "data": text})
 

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -58,6 +59,7 @@ from typing import Literal, Protocol
 
 from openrealtime.models.client_events import ClientEvent
 from openrealtime.responders.base import Responder, apply_chunk, failure
+from openrealtime.server.early import EarlyTranscription
 from openrealtime.server.metrics import Metrics, client_event_type, server_event_type
 from openrealtime.session import (
     CancelResponse,
@@ -68,6 +70,7 @@ from openrealtime.session import (
     Transcribe,
 )
 from openrealtime.voice.asr import UnsupportedLanguage
+from openrealtime.voice.transcribe import iterate_in_thread
 
 
 __all__ = [
@@ -183,6 +186,10 @@ class Connection:
         self._holding = False
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._transcriptions: set[asyncio.Task[None]] = set()
+        #: Decodes a turn at its first silence, before VAD commits it.
+        self._early = (
+            EarlyTranscription(transcriber) if transcriber is not None else None
+        )
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._closing = False
@@ -241,6 +248,8 @@ class Connection:
         """
         self._closing = True
         self._cancel_timer()
+        if self._early is not None:
+            self._early.discard()
         tasks = [*self._tasks.values(), *self._transcriptions]
         if self._writer is not None:
             tasks.append(self._writer)
@@ -263,6 +272,8 @@ class Connection:
             self._observe("<", data)
         self.session.receive_text(data, self._clock())
         self._pump()
+        if self._early is not None and not self._closing:
+            self._early.observe(self.session)
 
     async def feed_text(self, data: str | bytes) -> None:
         """:meth:`receive_text`, then send the replies and :meth:`drain`.
@@ -571,10 +582,33 @@ class Connection:
         self, transcriber: Transcriber, action: Transcribe
     ) -> None:
         settings = action.transcription
+        early = self._early.take(action) if self._early is not None else None
+        if early is not None:
+            try:
+                found = await early
+            except asyncio.CancelledError:
+                if not early.cancelled():
+                    raise  # this task was cancelled, not the early decode
+            except Exception:
+                pass  # the normal decode below reports it
+            else:
+                if not self._closing:
+                    for delta in found:
+                        self.session.transcription_delta(
+                            action.item_id, delta, action.content_index
+                        )
+                    self.session.transcription_completed(
+                        action.item_id, "".join(found), action.content_index
+                    )
+                    self._pump()
+                return
 
-        def run() -> list[str]:
-            return list(
-                transcriber.transcribe(
+        def make() -> Iterator[str]:
+            # A router picks the engine for the session's model (issue 16).
+            select = getattr(transcriber, "for_model", None)
+            engine = transcriber if select is None else select(settings.model)
+            return iter(
+                engine.transcribe(
                     action.pcm16,
                     action.rate,
                     language=settings.language,
@@ -582,8 +616,19 @@ class Connection:
                 )
             )
 
+        deltas: list[str] = []
         try:
-            deltas = await asyncio.to_thread(run)
+            # Each delta goes out as the engine yields it (streaming, as the
+            # hosted gpt-4o-transcribe models do).
+            async with contextlib.aclosing(iterate_in_thread(make)) as stream:
+                async for delta in stream:
+                    if self._closing:
+                        return
+                    deltas.append(delta)
+                    self.session.transcription_delta(
+                        action.item_id, delta, action.content_index
+                    )
+                    self._pump()
         except UnsupportedLanguage as exc:
             # A setting the engine cannot honour: say so, as a failed transcript.
             if not self._closing:
@@ -602,10 +647,6 @@ class Connection:
             return
         if self._closing:
             return
-        for delta in deltas:
-            self.session.transcription_delta(
-                action.item_id, delta, action.content_index
-            )
         self.session.transcription_completed(
             action.item_id, "".join(deltas), action.content_index
         )

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from openrealtime.responders.base import Responder
     from openrealtime.server.connection import Transcriber
     from openrealtime.server.secrets import SecretStore
+    from openrealtime.voice.tts import Synthesizer
 
 
 __all__ = [
@@ -217,6 +218,8 @@ class Settings:
             ``auth_failure_window`` seconds before it gets 429 / close 3000
             (:mod:`openrealtime.server.throttle`); 0 turns this off.
         auth_failure_window: seconds a wrong key counts.
+        synthesizer: the speech engine of ``POST /v1/audio/speech`` (set by
+            ``pipeline``; ``None``: that endpoint says none is configured).
     """
 
     host: str = "127.0.0.1"
@@ -251,17 +254,18 @@ class Settings:
     metrics_key: str | None = None
     auth_max_failures: int = 10
     auth_failure_window: float = 60.0
+    synthesizer: Synthesizer | None = None
 
     def __post_init__(self) -> None:
         if self.pipeline is not None:
             # The voice pipeline makes the responder, the recognizer and the
             # turn detection scorer (frozen dataclass: set them once, here).
             try:
-                responder = self.pipeline.responder_factory()
-            except pipeline.PipelineError as exc:  # e.g. a bad fixture file
+                object.__setattr__(self, "responder", self.pipeline.responder_factory())
+                object.__setattr__(self, "transcriber", self.pipeline.transcriber())
+                object.__setattr__(self, "synthesizer", self.pipeline.synthesizer())
+            except pipeline.PipelineError as exc:
                 raise ConfigurationError(str(exc)) from None
-            object.__setattr__(self, "responder", responder)
-            object.__setattr__(self, "transcriber", self.pipeline.transcriber())
             object.__setattr__(self, "scorer_factory", self.pipeline.scorer_factory())
         if self.log_level.upper() not in logging.getLevelNamesMapping():
             raise ConfigurationError(f"unknown log level {self.log_level!r}")
