@@ -165,6 +165,22 @@ VARIANTS: dict[str, list[str]] = {
         "--log-level",
         "warning",
     ],
+    # The same server run from another source tree: the directory named by
+    # $BENCH_BASE_SRC (e.g. `git archive BASE src | tar -x -C /tmp/base`, then
+    # BENCH_BASE_SRC=/tmp/base/src), to compare a change with what it changes,
+    # interleaved in one run. Not in the default set.
+    "openrealtime-base": [
+        PYTHON,
+        "-m",
+        "openrealtime",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--log-level",
+        "warning",
+    ],
     "peer-fastapi": [PYTHON, str(BENCH_DIR / "servers" / "peer_fastapi.py"), "{port}"],
     "echo-uvicorn": [PYTHON, str(BENCH_DIR / "servers" / "echo_uvicorn.py"), "{port}"],
     "echo-picows": [PYTHON, str(BENCH_DIR / "servers" / "echo_picows.py"), "{port}"],
@@ -374,6 +390,11 @@ def start_server(
     log = log_dir / f"{name}-{port}.log"
     raise_nofile()  # inherited by the server
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if name == "openrealtime-base":
+        base = os.environ.get("BENCH_BASE_SRC")
+        if not base or not Path(base, "openrealtime").is_dir():
+            raise ServerUnavailable("set BENCH_BASE_SRC to a src/ directory")
+        env["PYTHONPATH"] = base
     with log.open("wb") as fh:
         proc = subprocess.Popen(
             cmd,

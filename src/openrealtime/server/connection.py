@@ -369,7 +369,10 @@ class Connection:
     def _observe(self, direction: Direction, data: str | bytes) -> None:
         event_type = ""
         if self._metrics is not None:
-            event_type = self._metrics.count(direction, data)
+            if direction == "<":
+                event_type = self._metrics.received(data)
+            else:
+                event_type = self._metrics.sent(data)  # type: ignore[arg-type]
         if self._debug:
             if not event_type:
                 event_type = (
