@@ -433,11 +433,15 @@ def judge(
     return result
 
 
+#: Run the server as ``PYTHON WRAP serve ...`` (a script calling
+#: ``openrealtime.cli.main``), for diagnostics; set by ``--wrap``.
+WRAP: list[str] = []
+
+
 def serve_cmd(vad: str, speech: str = "none") -> list[str]:
     return [
         PYTHON,
-        "-m",
-        "openrealtime",
+        *(WRAP or ["-m", "openrealtime"]),
         "serve",
         "--host",
         "127.0.0.1",
@@ -529,6 +533,8 @@ def search(vad: str, clip: Clip, args: argparse.Namespace, tmp: Path) -> list[di
                     bad = mid
     finally:
         server.stop()
+        if WRAP:
+            print(server.log_tail(10))
     return results
 
 
@@ -751,6 +757,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "root): on a machine shared with other work, -10 lets them have their "
         "cores most of the time, as if dedicated",
     )
+    p.add_argument("--wrap", default=None, help="run the server as PYTHON WRAP serve")
     p.add_argument("--json-out", default=None)
     args = p.parse_args(argv)
     args.vad_list = [v.strip() for v in args.vads.split(",") if v.strip()]
@@ -776,6 +783,8 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile(8192)
     if args.nice:
         os.nice(args.nice)
+    if args.wrap:
+        WRAP.append(args.wrap)
     info = machine_info()
     server_core, client_core = cpu_plan()
     print(
