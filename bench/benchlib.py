@@ -218,8 +218,17 @@ def pin_self(core: int | None) -> None:
 
 
 def raise_nofile(want: int = 65536) -> int:
-    """Raise RLIMIT_NOFILE as far as the hard limit allows; return the soft one."""
+    """Raise RLIMIT_NOFILE to ``want``; return the soft limit now in force.
+
+    The soft limit goes up to the hard one; past it, the hard limit is raised
+    too where that is allowed (root, or CAP_SYS_RESOURCE; at most
+    ``/proc/sys/fs/nr_open``). Children (the server, load generators) inherit it.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and want > hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     target = want if hard == resource.RLIM_INFINITY else min(want, hard)
     if target > soft:
         with contextlib.suppress(ValueError, OSError):

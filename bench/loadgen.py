@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -171,7 +172,7 @@ class Conn:
 
 
 def _make_picows_opener(
-    stats: Stats,
+    stats: Stats, local_addr: str | None = None
 ) -> Callable[[str], Any]:
     from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
@@ -208,8 +209,17 @@ def _make_picows_opener(
             self.conn.on_closed()
 
     async def open_one(url: str) -> tuple[Conn, Callable[[], Any]]:
+        extra: dict[str, Any] = {}
+        if local_addr:
+            # A source address of its own gives this process its own ~28k
+            # ephemeral ports towards the server (127.0.0.0/8 is all local).
+            extra["local_addr"] = (local_addr, 0)
         transport, listener = await ws_connect(
-            Listener, url, websocket_handshake_timeout=60
+            Listener,
+            url,
+            websocket_handshake_timeout=60,
+            read_buffer_init_size=4096,  # replies are ~1.5 KB; grows if needed
+            **extra,
         )
 
         async def close() -> None:
@@ -275,7 +285,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         except ImportError:
             client = "websockets"
     opener = (
-        _make_picows_opener(stats)
+        _make_picows_opener(stats, args.local_addr)
         if client == "picows"
         else _make_websockets_opener(stats)
     )
@@ -316,6 +326,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "warmup_s": args.warmup,
         "duration_s": args.duration,
     }
+    if args.start_at:
+        # Several load generators start their windows together.
+        result["late_for_start_s"] = round(max(0.0, time.time() - args.start_at), 3)
+        await asyncio.sleep(max(0.0, args.start_at - time.time()))
     try:
         if conns:
             for conn, _ in conns:
@@ -355,6 +369,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "max_us": round(lat[-1] / 1000, 1) if lat else None,
                     "loadgen_cpu_util": round((own1 - own0) / window, 3),
                     "dropped_in_window": stats.dropped - dropped0,
+                    "latency_hist": log_histogram(lat),
                 }
             )
             if args.server_pid:
@@ -396,6 +411,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+#: Buckets per decade of the latency histogram (about 2.3 % wide).
+HIST_PER_DECADE = 100
+
+
+def log_histogram(sorted_ns: list[int]) -> dict[str, int]:
+    """Latencies as counts per log bucket (key: bucket index as a string), so
+    that several load generators' percentiles can be merged exactly enough."""
+    hist: dict[str, int] = {}
+    for ns in sorted_ns:
+        key = str(int(math.log10(max(ns, 1)) * HIST_PER_DECADE))
+        hist[key] = hist.get(key, 0) + 1
+    return hist
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -409,6 +438,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--server-pid", type=int, default=None, help="measure its CPU")
     p.add_argument("--connect-concurrency", type=int, default=256)
     p.add_argument("--drain", type=float, default=5.0, help="wait for last replies")
+    p.add_argument("--local-addr", default=None, help="source address (127.0.0.x)")
+    p.add_argument(
+        "--start-at", type=float, default=None, help="epoch s: start the loop then"
+    )
     args = p.parse_args(argv)
     if not args.url.startswith(("ws://127.", "ws://localhost", "ws://[::1]")):
         p.error("only loopback targets are allowed")
