@@ -165,6 +165,7 @@ def run_level(
             while len(_children(server.pid)) < workers and time.monotonic() < deadline:
                 time.sleep(0.2)
             time.sleep(3.0)
+        pids = set(_children(server.pid))
         drain = ["--drain", str(max(5.0, n / 500))]
         if clients == 1:
             r = run_loadgen(
@@ -178,10 +179,12 @@ def run_level(
             )
             r["generators"] = 1
         else:
-            # Connect at ~2,000 per second in all, then start together.
-            start_at = time.time() + 10 + n / 2000
+            # Every generator connects its share, then all start together.
+            barrier = tmp / f"barrier-{name}-{n}"
+            barrier.mkdir()
             shares = [n // clients + (i < n % clients) for i in range(clients)]
-            limit = duration + args.warmup + 120 + n / 500
+            limit = duration + args.warmup + 300 + n / 250
+            t_start = time.monotonic()
             with ThreadPoolExecutor(clients) as pool:
                 futures = [
                     pool.submit(
@@ -194,15 +197,28 @@ def run_level(
                         None,
                         [
                             *drain,
+                            "--connect-concurrency",
+                            str(max(16, 256 // clients)),
                             "--local-addr",
                             f"127.0.0.{2 + i}",
-                            "--start-at",
-                            f"{start_at:.3f}",
+                            "--barrier",
+                            str(barrier),
                         ],
                         limit,
                     )
                     for i, share in enumerate(shares)
                 ]
+                deadline = time.monotonic() + 600
+                while (
+                    len(list(barrier.glob("ready-*"))) < clients
+                    and time.monotonic() < deadline
+                    and not any(f.done() for f in futures)
+                ):
+                    time.sleep(0.1)
+                connected_s = time.monotonic() - t_start
+                start_at = time.time() + 1.0
+                (barrier / "go.tmp").write_text(f"{start_at:.3f}")
+                (barrier / "go.tmp").rename(barrier / "go")
                 # The server's CPU and memory over the common window.
                 time.sleep(max(0.0, start_at + args.warmup - time.time()))
                 cpu0, t0 = server.cpu_seconds(), time.perf_counter()
@@ -211,13 +227,23 @@ def run_level(
                 rss = server.rss_bytes()
                 reports = [f.result() for f in futures]
             r = _merge(reports, n)
+            r["per_generator"] = [
+                {k: v for k, v in g.items() if k != "latency_hist"} for g in reports
+            ]
             if "error" not in r:
                 r["server_cpu_util"] = round((cpu1 - cpu0) / (t1 - t0), 3)
                 r["server_cpu_us_per_msg"] = (
                     round((cpu1 - cpu0) * 1e6 / r["msgs"], 2) if r["msgs"] else None
                 )
                 r["server_rss_mb"] = round(rss / 2**20, 1)
+                r["all_connected_s"] = round(connected_s, 1)
         r["workers"] = workers
+        # uvicorn's supervisor kills and replaces a worker that misses its
+        # health check: every connection of that worker drops.
+        r["workers_replaced"] = len(pids - set(_children(server.pid)))
+        if r["workers_replaced"] or r.get("dropped"):
+            r["server_log_tail"] = server.log_tail(40)
+            print(r["server_log_tail"])
         if not server.alive():
             r.setdefault("error", f"server died: {server.log_tail(5)}")
     finally:

@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from benchlib import (
@@ -186,7 +188,8 @@ def _make_picows_opener(
 
         def on_ws_connected(self, transport: WSTransport) -> None:
             self.transport = transport
-            self.conn.send = lambda: transport.send(text, SESSION_UPDATE_BYTES)
+            payload = update_payload()
+            self.conn.send = lambda: transport.send(text, payload)
 
         def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
             mt = frame.msg_type
@@ -244,7 +247,8 @@ def _make_websockets_opener(stats: Stats) -> Callable[[str], Any]:
         ws = await connect(url, max_size=None, compression=None, open_timeout=60)
         conn = Conn(stats)
         loop = asyncio.get_running_loop()
-        conn.send = lambda: loop.create_task(ws.send(SESSION_UPDATE_BYTES.decode()))
+        payload = update_payload().decode()
+        conn.send = lambda: loop.create_task(ws.send(payload))
 
         async def reader() -> None:
             try:
@@ -326,8 +330,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "warmup_s": args.warmup,
         "duration_s": args.duration,
     }
+    if args.barrier:
+        # Several load generators start their windows together: say we are
+        # connected, then wait for the start time the runner writes.
+        barrier = Path(args.barrier)
+        (barrier / f"ready-{os.getpid()}").write_text(str(len(conns)))
+        go = barrier / "go"
+        deadline = time.monotonic() + args.barrier_timeout
+        while not go.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        with contextlib.suppress(OSError, ValueError):
+            args.start_at = float(go.read_text())
     if args.start_at:
-        # Several load generators start their windows together.
         result["late_for_start_s"] = round(max(0.0, time.time() - args.start_at), 3)
         await asyncio.sleep(max(0.0, args.start_at - time.time()))
     try:
@@ -411,6 +425,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+#: Bytes of instructions in every session.update (0: the shared payload).
+INSTRUCTIONS_BYTES = [0]
+
+
+def update_payload() -> bytes:
+    """The session.update each connection sends; with ``--instructions-bytes``
+    its instructions (and so the session.updated reply) grow to that size."""
+    if not INSTRUCTIONS_BYTES[0]:
+        return SESSION_UPDATE_BYTES
+    event = json.loads(SESSION_UPDATE_BYTES)
+    event["session"]["instructions"] = "x" * INSTRUCTIONS_BYTES[0]
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
 #: Buckets per decade of the latency histogram (about 2.3 % wide).
 HIST_PER_DECADE = 100
 
@@ -438,10 +466,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--server-pid", type=int, default=None, help="measure its CPU")
     p.add_argument("--connect-concurrency", type=int, default=256)
     p.add_argument("--drain", type=float, default=5.0, help="wait for last replies")
+    p.add_argument(
+        "--instructions-bytes",
+        type=int,
+        default=0,
+        help="instructions of this size in each update (large frames both ways)",
+    )
     p.add_argument("--local-addr", default=None, help="source address (127.0.0.x)")
     p.add_argument(
         "--start-at", type=float, default=None, help="epoch s: start the loop then"
     )
+    p.add_argument(
+        "--barrier",
+        default=None,
+        help="directory: write ready-PID when connected, then wait for the "
+        "start time in its file 'go'",
+    )
+    p.add_argument("--barrier-timeout", type=float, default=600.0)
     args = p.parse_args(argv)
     if not args.url.startswith(("ws://127.", "ws://localhost", "ws://[::1]")):
         p.error("only loopback targets are allowed")
@@ -453,6 +494,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = parse_args(argv)
+    INSTRUCTIONS_BYTES[0] = args.instructions_bytes
     pin_self(args.cpu)
     raise_nofile(args.connections + 1024)
     try:
