@@ -74,7 +74,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default: half of RLIMIT_NOFILE - 1024)",
     )
     p.add_argument("--plot", default=None, help="write the scaling plot (PNG) here")
-    p.add_argument("--from-json", default=None, help="plot an earlier --json-out")
+    p.add_argument(
+        "--from-json", default=None, help="plot earlier --json-out files (a,b,...)"
+    )
+    p.add_argument("--note", default="", help="a second title line for the plot")
     args = p.parse_args(argv)
     levels = sorted({int(x) for x in args.levels.split(",") if x.strip()})
     if args.quick:
@@ -255,8 +258,16 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = parse_args(argv)
     if args.from_json:
-        data = json.loads(Path(args.from_json).read_text())
-        plot(data["results"], args.plot or "scale.png", data.get("note", ""))
+        # One or more earlier --json-out files (comma-separated): merged, so
+        # the 50,000 level run on its own joins the curve of the others.
+        merged: dict[str, dict[str, dict[str, Any]]] = {}
+        for name in args.from_json.split(","):
+            data = json.loads(Path(name).read_text())
+            for variant, by_n in data["results"].items():
+                merged.setdefault(variant, {}).update(by_n)
+        plot(merged, args.plot or "scale.png", args.note)
+        if args.json_out:
+            write_json(args.json_out, {"results": merged})
         return 0
     exit_on_sigterm()
     warn_if_busy()
@@ -378,6 +389,15 @@ def plot(results: dict[str, dict[str, dict[str, Any]]], path: str, note: str) ->
         style = {"marker": "o", "linewidth": 2 if name == "openrealtime" else 1.2}
         ax1.plot(ns, [r["msgs_per_s"] for _, r in pts], label=name, **style)
         ax2.plot(ns, [r["p99_us"] / 1000 for _, r in pts], label=name, **style)
+        for n, r in pts:
+            if (r.get("workers") or 1) > 1:
+                ax1.annotate(
+                    f"{r['workers']} workers",
+                    (n, r["msgs_per_s"]),
+                    textcoords="offset points",
+                    xytext=(-30, 8),
+                    fontsize=8,
+                )
     ax1.set(
         xscale="log",
         xlabel="concurrent connections",
