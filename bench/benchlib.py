@@ -184,6 +184,14 @@ VARIANTS: dict[str, list[str]] = {
     "peer-fastapi": [PYTHON, str(BENCH_DIR / "servers" / "peer_fastapi.py"), "{port}"],
     "echo-uvicorn": [PYTHON, str(BENCH_DIR / "servers" / "echo_uvicorn.py"), "{port}"],
     "echo-picows": [PYTHON, str(BENCH_DIR / "servers" / "echo_picows.py"), "{port}"],
+    # The floor on the transport openrealtime's driver runs on (uvicorn gives
+    # it uvloop's TCP transport; ws_create_server defaults to aiofastnet's).
+    "echo-picows-uvloop": [
+        PYTHON,
+        str(BENCH_DIR / "servers" / "echo_picows.py"),
+        "{port}",
+        "--uvloop-transport",
+    ],
 }
 DEFAULT_VARIANTS = ["openrealtime", "peer-fastapi", "echo-uvicorn", "echo-picows"]
 
