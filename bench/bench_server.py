@@ -42,6 +42,7 @@ def run_variant(name: str, args: argparse.Namespace, log_dir: Path) -> dict[str,
             args.warmup,
             load_core,
             server_pid=server.pid,
+            extra=["--instructions-bytes", str(args.instructions_bytes)],
         )
         if not server.alive():
             result.setdefault("error", f"server died: {server.log_tail(5)}")
@@ -137,6 +138,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=None)
     p.add_argument("--variants", default=None, help="comma-separated names")
     p.add_argument("--json-out", default=None, help="write raw results here")
+    p.add_argument(
+        "--instructions-bytes",
+        type=int,
+        default=0,
+        help="send updates whose instructions have this many bytes (large frames)",
+    )
     args = p.parse_args(argv)
     quick = {"rounds": 1, "duration": 2.0, "warmup": 0.5, "connections": 10}
     full = {"rounds": 3, "duration": 10.0, "warmup": 2.0, "connections": 50}

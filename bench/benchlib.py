@@ -165,9 +165,33 @@ VARIANTS: dict[str, list[str]] = {
         "--log-level",
         "warning",
     ],
+    # The same server run from another source tree: the directory named by
+    # $BENCH_BASE_SRC (e.g. `git archive BASE src | tar -x -C /tmp/base`, then
+    # BENCH_BASE_SRC=/tmp/base/src), to compare a change with what it changes,
+    # interleaved in one run. Not in the default set.
+    "openrealtime-base": [
+        PYTHON,
+        "-m",
+        "openrealtime",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--log-level",
+        "warning",
+    ],
     "peer-fastapi": [PYTHON, str(BENCH_DIR / "servers" / "peer_fastapi.py"), "{port}"],
     "echo-uvicorn": [PYTHON, str(BENCH_DIR / "servers" / "echo_uvicorn.py"), "{port}"],
     "echo-picows": [PYTHON, str(BENCH_DIR / "servers" / "echo_picows.py"), "{port}"],
+    # The floor on the transport openrealtime's driver runs on (uvicorn gives
+    # it uvloop's TCP transport; ws_create_server defaults to aiofastnet's).
+    "echo-picows-uvloop": [
+        PYTHON,
+        str(BENCH_DIR / "servers" / "echo_picows.py"),
+        "{port}",
+        "--uvloop-transport",
+    ],
 }
 DEFAULT_VARIANTS = ["openrealtime", "peer-fastapi", "echo-uvicorn", "echo-picows"]
 
@@ -202,8 +226,17 @@ def pin_self(core: int | None) -> None:
 
 
 def raise_nofile(want: int = 65536) -> int:
-    """Raise RLIMIT_NOFILE as far as the hard limit allows; return the soft one."""
+    """Raise RLIMIT_NOFILE to ``want``; return the soft limit now in force.
+
+    The soft limit goes up to the hard one; past it, the hard limit is raised
+    too where that is allowed (root, or CAP_SYS_RESOURCE; at most
+    ``/proc/sys/fs/nr_open``). Children (the server, load generators) inherit it.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and want > hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     target = want if hard == resource.RLIM_INFINITY else min(want, hard)
     if target > soft:
         with contextlib.suppress(ValueError, OSError):
@@ -374,6 +407,11 @@ def start_server(
     log = log_dir / f"{name}-{port}.log"
     raise_nofile()  # inherited by the server
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if name == "openrealtime-base":
+        base = os.environ.get("BENCH_BASE_SRC")
+        if not base or not Path(base, "openrealtime").is_dir():
+            raise ServerUnavailable("set BENCH_BASE_SRC to a src/ directory")
+        env["PYTHONPATH"] = base
     with log.open("wb") as fh:
         proc = subprocess.Popen(
             cmd,

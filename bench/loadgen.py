@@ -12,10 +12,13 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
+import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from benchlib import (
@@ -171,7 +174,7 @@ class Conn:
 
 
 def _make_picows_opener(
-    stats: Stats,
+    stats: Stats, local_addr: str | None = None
 ) -> Callable[[str], Any]:
     from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
@@ -185,7 +188,8 @@ def _make_picows_opener(
 
         def on_ws_connected(self, transport: WSTransport) -> None:
             self.transport = transport
-            self.conn.send = lambda: transport.send(text, SESSION_UPDATE_BYTES)
+            payload = update_payload()
+            self.conn.send = lambda: transport.send(text, payload)
 
         def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
             mt = frame.msg_type
@@ -208,8 +212,17 @@ def _make_picows_opener(
             self.conn.on_closed()
 
     async def open_one(url: str) -> tuple[Conn, Callable[[], Any]]:
+        extra: dict[str, Any] = {}
+        if local_addr:
+            # A source address of its own gives this process its own ~28k
+            # ephemeral ports towards the server (127.0.0.0/8 is all local).
+            extra["local_addr"] = (local_addr, 0)
         transport, listener = await ws_connect(
-            Listener, url, websocket_handshake_timeout=60
+            Listener,
+            url,
+            websocket_handshake_timeout=60,
+            read_buffer_init_size=4096,  # replies are ~1.5 KB; grows if needed
+            **extra,
         )
 
         async def close() -> None:
@@ -234,7 +247,8 @@ def _make_websockets_opener(stats: Stats) -> Callable[[str], Any]:
         ws = await connect(url, max_size=None, compression=None, open_timeout=60)
         conn = Conn(stats)
         loop = asyncio.get_running_loop()
-        conn.send = lambda: loop.create_task(ws.send(SESSION_UPDATE_BYTES.decode()))
+        payload = update_payload().decode()
+        conn.send = lambda: loop.create_task(ws.send(payload))
 
         async def reader() -> None:
             try:
@@ -275,7 +289,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         except ImportError:
             client = "websockets"
     opener = (
-        _make_picows_opener(stats)
+        _make_picows_opener(stats, args.local_addr)
         if client == "picows"
         else _make_websockets_opener(stats)
     )
@@ -316,6 +330,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "warmup_s": args.warmup,
         "duration_s": args.duration,
     }
+    if args.barrier:
+        # Several load generators start their windows together: say we are
+        # connected, then wait for the start time the runner writes.
+        barrier = Path(args.barrier)
+        (barrier / f"ready-{os.getpid()}").write_text(str(len(conns)))
+        go = barrier / "go"
+        deadline = time.monotonic() + args.barrier_timeout
+        while not go.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        with contextlib.suppress(OSError, ValueError):
+            args.start_at = float(go.read_text())
+    if args.start_at:
+        result["late_for_start_s"] = round(max(0.0, time.time() - args.start_at), 3)
+        await asyncio.sleep(max(0.0, args.start_at - time.time()))
     try:
         if conns:
             for conn, _ in conns:
@@ -355,6 +383,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "max_us": round(lat[-1] / 1000, 1) if lat else None,
                     "loadgen_cpu_util": round((own1 - own0) / window, 3),
                     "dropped_in_window": stats.dropped - dropped0,
+                    "latency_hist": log_histogram(lat),
                 }
             )
             if args.server_pid:
@@ -396,6 +425,34 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+#: Bytes of instructions in every session.update (0: the shared payload).
+INSTRUCTIONS_BYTES = [0]
+
+
+def update_payload() -> bytes:
+    """The session.update each connection sends; with ``--instructions-bytes``
+    its instructions (and so the session.updated reply) grow to that size."""
+    if not INSTRUCTIONS_BYTES[0]:
+        return SESSION_UPDATE_BYTES
+    event = json.loads(SESSION_UPDATE_BYTES)
+    event["session"]["instructions"] = "x" * INSTRUCTIONS_BYTES[0]
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+#: Buckets per decade of the latency histogram (about 2.3 % wide).
+HIST_PER_DECADE = 100
+
+
+def log_histogram(sorted_ns: list[int]) -> dict[str, int]:
+    """Latencies as counts per log bucket (key: bucket index as a string), so
+    that several load generators' percentiles can be merged exactly enough."""
+    hist: dict[str, int] = {}
+    for ns in sorted_ns:
+        key = str(int(math.log10(max(ns, 1)) * HIST_PER_DECADE))
+        hist[key] = hist.get(key, 0) + 1
+    return hist
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -409,6 +466,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--server-pid", type=int, default=None, help="measure its CPU")
     p.add_argument("--connect-concurrency", type=int, default=256)
     p.add_argument("--drain", type=float, default=5.0, help="wait for last replies")
+    p.add_argument(
+        "--instructions-bytes",
+        type=int,
+        default=0,
+        help="instructions of this size in each update (large frames both ways)",
+    )
+    p.add_argument("--local-addr", default=None, help="source address (127.0.0.x)")
+    p.add_argument(
+        "--start-at", type=float, default=None, help="epoch s: start the loop then"
+    )
+    p.add_argument(
+        "--barrier",
+        default=None,
+        help="directory: write ready-PID when connected, then wait for the "
+        "start time in its file 'go'",
+    )
+    p.add_argument("--barrier-timeout", type=float, default=600.0)
     args = p.parse_args(argv)
     if not args.url.startswith(("ws://127.", "ws://localhost", "ws://[::1]")):
         p.error("only loopback targets are allowed")
@@ -420,6 +494,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = parse_args(argv)
+    INSTRUCTIONS_BYTES[0] = args.instructions_bytes
     pin_self(args.cpu)
     raise_nofile(args.connections + 1024)
     try:

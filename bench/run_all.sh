@@ -21,13 +21,18 @@ if [ "${1:-}" = "--quick" ]; then
     run bench/bench_latency.py --quick --json-out "$OUT/latency-quick.json"
     run bench/bench_memory.py --quick --json-out "$OUT/memory-quick.json"
     run bench/bench_scale.py --quick --json-out "$OUT/scale-quick.json"
+    echo; echo "=== bench/bench_audio.py --quick ==="
+    "$PY" bench/bench_audio.py --quick --json-out "$OUT/audio-quick.json"
 else
     run bench/bench_server.py --rounds 3 --duration 4 --warmup 1 \
         --connections 50 --json-out "$OUT/server.json"
     run bench/bench_latency.py --json-out "$OUT/latency.json"
     run bench/bench_memory.py --json-out "$OUT/memory.json"
     run bench/bench_scale.py --duration 2 --warmup 1 --hold 10 \
-        --json-out "$OUT/scale.json"
+        --json-out "$OUT/scale.json" --plot "$OUT/scale.png"
+    echo; echo "=== bench/bench_audio.py --breakdown --levels 25,50 --output ==="
+    "$PY" bench/bench_audio.py --breakdown --levels 25,50 --output \
+        --json-out "$OUT/audio.json"
 fi
 echo
 echo "=== bench/bench_webrtc.py ==="

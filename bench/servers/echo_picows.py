@@ -1,7 +1,10 @@
 """Floor server: raw picows + uvloop, fixed pre-encoded replies.
 
 Sends a fixed ``session.created`` on connect and a fixed 1.5 KB
-``session.updated`` for every text frame. Usage: ``echo_picows.py PORT``.
+``session.updated`` for every text frame. Usage: ``echo_picows.py PORT
+[--uvloop-transport]``: by default picows serves on aiofastnet's transport
+(``ws_create_server``'s default); with the flag, on uvloop's own TCP
+transport, the one openrealtime's picows driver gets from uvicorn.
 """
 
 from __future__ import annotations
@@ -50,10 +53,15 @@ def route(request: WSUpgradeRequest) -> WSListener | None:
     return Echo() if path.startswith("/v1/realtime") else None
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, use_aiofastnet: bool | None = None) -> None:
     """Listen on 127.0.0.1:PORT until killed."""
     server = await ws_create_server(
-        route, "127.0.0.1", port, backlog=4096, websocket_handshake_timeout=60
+        route,
+        "127.0.0.1",
+        port,
+        backlog=4096,
+        websocket_handshake_timeout=60,
+        use_aiofastnet=use_aiofastnet,
     )
     async with server:
         await server.serve_forever()
@@ -64,7 +72,7 @@ def main() -> None:
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 8765
     import uvloop
 
-    uvloop.run(serve(port))
+    uvloop.run(serve(port, False if "--uvloop-transport" in sys.argv else None))
 
 
 if __name__ == "__main__":

@@ -463,11 +463,20 @@ def _serve(args: argparse.Namespace) -> int:
             "openrealtime.server.app:app_from_env",
             factory=True,
             workers=settings.workers,
+            # uvicorn replaces a worker that does not answer its health check
+            # in 5 s, dropping every session it holds; a worker busy with
+            # thousands of them (a full garbage collection on a shared core)
+            # can take that long. 30 s still replaces a hung one.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
             **options,
         )
         return 0
     uvicorn.run(create_app(settings), **options)
     return 0
+
+
+#: Seconds a worker process may take to answer uvicorn's health check.
+WORKER_HEALTHCHECK_S = 30
 
 
 def main(argv: Sequence[str] | None = None) -> int:

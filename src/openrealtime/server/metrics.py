@@ -24,6 +24,8 @@ _TYPE_RE = re.compile(r'"type"\s*:\s*"([a-z_.]{1,64})"')
 _SERVER_PREFIX = b'{"type":"'
 #: Where a type that starts at offset 9 must have ended (the longest is < 64).
 _TYPE_END = 9 + 65
+#: Server event type names cached by :meth:`Metrics.sent` (there are ~50).
+_MAX_NAMES = 256
 
 
 class _ErrorCode(msgspec.Struct):
@@ -86,15 +88,34 @@ class Metrics:
         self.events_out: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.client_secrets_total = 0
+        #: Server event types by the bytes of their names (see :meth:`sent`).
+        self._names: dict[bytes, str] = {}
 
     def count(self, direction: Literal["<", ">"], data: str | bytes) -> str:
         """Count one frame; return its event type (for logs)."""
         if direction == "<":
-            event_type = client_event_type(data)
-            self.events_in[event_type] += 1
-            return event_type
+            return self.received(data)
         assert isinstance(data, bytes)
-        event_type = server_event_type(data)
+        return self.sent(data)
+
+    def received(self, data: str | bytes) -> str:
+        """Count one client frame; return its event type."""
+        event_type = client_event_type(data)
+        self.events_in[event_type] += 1
+        return event_type
+
+    def sent(self, data: bytes) -> str:
+        """Count one frame the engine encoded; return its event type.
+
+        The hot path of every reply: the type's bytes (msgspec writes the tag
+        first) are looked up in a cache of names instead of being decoded.
+        """
+        key = data[9 : data.find(b'"', 9, _TYPE_END)]
+        event_type = self._names.get(key)
+        if event_type is None:
+            event_type = server_event_type(data)
+            if len(self._names) < _MAX_NAMES:  # engine types: a bounded set
+                self._names[key] = event_type
         self.events_out[event_type] += 1
         if event_type == "error":
             self.count_error(_error_decoder.decode(data).error.code)

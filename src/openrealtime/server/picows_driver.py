@@ -241,8 +241,9 @@ class RealtimeProtocol(asyncio.Protocol):
     max_write_buffer: ClassVar[int | None] = None
     #: Seconds to wait for the client's close frame after ours.
     close_timeout: ClassVar[float] = 10.0
-    #: picows's first read buffer; it grows with the largest frame.
-    read_buffer_size: ClassVar[int] = 4096
+    #: picows's first read buffer (its minimum); it doubles while a frame does
+    #: not fit. 2 KiB holds a session.update; an idle session keeps no more.
+    read_buffer_size: ClassVar[int] = 2048
 
     def __init__(
         self,

