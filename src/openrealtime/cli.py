@@ -205,6 +205,15 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
         help="on SIGTERM, time given to open connections to close before they "
         "are cut (default 5)",
     )
+    serve.add_argument(
+        "--webrtc-host",
+        dest="webrtc_hosts",
+        action="append",
+        metavar="ADDR",
+        help="offer WebRTC calls ICE host candidates on this IP address of the "
+        "machine only (repeatable; e.g. 127.0.0.1, or the address clients can "
+        "reach). Default: every address but loopback",
+    )
     pipeline.add_arguments(serve)
     inspector.add_arguments(serve)
     serve.set_defaults(run=_serve)
@@ -255,6 +264,8 @@ def build_settings(
         overrides["metrics_key"] = args.metrics_key
     if args.auth_max_failures is not None:
         overrides["auth_max_failures"] = args.auth_max_failures
+    if args.webrtc_hosts:
+        overrides["webrtc_hosts"] = tuple(args.webrtc_hosts)
     overrides.update(inspector.settings_overrides(args))
     try:
         overrides.update(
@@ -314,6 +325,8 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["OPENREALTIME_METRICS_KEY"] = args.metrics_key
     if args.auth_max_failures is not None:
         env["OPENREALTIME_AUTH_MAX_FAILURES"] = str(args.auth_max_failures)
+    if args.webrtc_hosts:
+        env["OPENREALTIME_WEBRTC_HOSTS"] = ",".join(args.webrtc_hosts)
     env.update(inspector.settings_env(args))
     env.update(pipeline.settings_env(args))
     env.update(_engine_env(args))

@@ -8,6 +8,7 @@ and the CLI, the environment and tests all build the same object.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -212,6 +213,10 @@ class Settings:
             ``auth_failure_window`` seconds before it gets 429 / close 3000
             (:mod:`openrealtime.server.throttle`); 0 turns this off.
         auth_failure_window: seconds a wrong key counts.
+        webrtc_hosts: the IP addresses whose host ICE candidates WebRTC calls
+            offer (each must be an address of this machine, since the call's
+            UDP socket binds to it); empty: every address of the machine but
+            127.0.0.1 and ::1 (aioice's choice).
     """
 
     host: str = "127.0.0.1"
@@ -243,6 +248,7 @@ class Settings:
     metrics_key: str | None = None
     auth_max_failures: int = 10
     auth_failure_window: float = 60.0
+    webrtc_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.pipeline is not None:
@@ -272,6 +278,13 @@ class Settings:
             )
         if not self.shutdown_timeout > 0:
             raise ConfigurationError("shutdown_timeout must be more than 0 seconds")
+        for address in self.webrtc_hosts:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ConfigurationError(
+                    f"a WebRTC host must be an IP address, not {address!r}"
+                ) from None
         if self.inspector_sessions < 1 or self.inspector_events < 1:
             raise ConfigurationError(
                 "inspector_sessions and inspector_events must be at least 1"
@@ -333,7 +346,8 @@ class Settings:
         ``OPENREALTIME_SHUTDOWN_TIMEOUT`` (seconds),
         ``OPENREALTIME_INSPECTOR_MAX_BYTES``, ``OPENREALTIME_INSPECTOR_KEEP_CLOSED``,
         ``OPENREALTIME_ALLOWED_HOSTS`` (comma-separated), ``OPENREALTIME_METRICS_KEY``,
-        ``OPENREALTIME_AUTH_MAX_FAILURES``.
+        ``OPENREALTIME_AUTH_MAX_FAILURES``, ``OPENREALTIME_WEBRTC_HOSTS``
+        (comma-separated).
         Keyword arguments override both.
 
         Raises:
@@ -416,5 +430,7 @@ class Settings:
             values["shutdown_timeout"] = _seconds(
                 "OPENREALTIME_SHUTDOWN_TIMEOUT", shutdown
             )
+        if webrtc_hosts := env.get("OPENREALTIME_WEBRTC_HOSTS"):
+            values["webrtc_hosts"] = _list(webrtc_hosts)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -40,12 +40,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import contextvars
 import fractions
 import importlib.util
+import ipaddress
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +119,7 @@ __all__ = [
     "Calls",
     "SidebandConnection",
     "call_not_found",
+    "ice_host_addresses",
     "missing",
     "parse_call_request",
     "refused_sideband",
@@ -923,6 +926,69 @@ class _NoResponder:
         raise AssertionError("a sideband connection has no responder")
 
 
+# --- Which addresses a call offers ------------------------------------------------
+
+
+#: The host addresses peer connections gather on here, when set (``None``: the
+#: machine's, as aioice finds them).
+_ice_hosts: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
+    "openrealtime_ice_hosts", default=None
+)
+
+
+def _install_ice_hosts() -> None:
+    """Make aioice's host address discovery obey :data:`_ice_hosts`.
+
+    aioice has no option for the addresses it gathers on (nor does aiortc's
+    ``RTCConfiguration``): ``Connection.gather_candidates`` calls the module
+    function ``aioice.ice.get_host_addresses``, which lists every interface
+    address but 127.0.0.1 and ::1. Subclassing would mean replacing aiortc's
+    ``RTCIceGatherer`` inside ``RTCPeerConnection``'s private transport
+    construction, and rewriting ``gather_candidates`` would copy aioice's
+    candidate logic; so the function is wrapped, once per process: where
+    :data:`_ice_hosts` is unset (any other aiortc user in the process, and
+    servers without ``webrtc_hosts``) it answers exactly as aioice does. A
+    context variable, not a global, because one process may hold several
+    servers (and test clients) with different addresses: the value follows
+    the task that calls ``setLocalDescription`` into the gathering tasks
+    ``asyncio.gather`` makes from it.
+    """
+    import aioice.ice
+
+    original = aioice.ice.get_host_addresses
+    if getattr(original, "openrealtime_wrapped", False):
+        return
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        hosts = _ice_hosts.get()
+        if hosts is None:
+            return original(use_ipv4, use_ipv6)
+        return [
+            host
+            for host in hosts
+            if (use_ipv6 if ipaddress.ip_address(host).version == 6 else use_ipv4)
+        ]
+
+    get_host_addresses.openrealtime_wrapped = True  # type: ignore[attr-defined]
+    aioice.ice.get_host_addresses = get_host_addresses
+
+
+@contextlib.contextmanager
+def ice_host_addresses(hosts: Sequence[str]) -> Iterator[None]:
+    """Within this block, aiortc peer connections of this task gather ICE
+    host candidates on ``hosts`` only (IP addresses of this machine; an empty
+    sequence changes nothing). Wrap the ``setLocalDescription`` call."""
+    if not hosts:
+        yield
+        return
+    _install_ice_hosts()
+    token = _ice_hosts.set(tuple(hosts))
+    try:
+        yield
+    finally:
+        _ice_hosts.reset(token)
+
+
 # --- The registry --------------------------------------------------------------------
 
 
@@ -964,8 +1030,9 @@ class Calls:
             RTCSessionDescription,
         )
 
-        # No STUN server: the answer's host candidates, and the peer's
-        # reflexive ones found by its checks (nothing leaves the machine).
+        # No STUN server: the answer's host candidates (on the addresses of
+        # settings.webrtc_hosts, when given), and the peer's reflexive ones
+        # found by its checks.
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         call_id = self._ids.new("rtc_", time.time())
         call = Call(self, call_id, pc)
@@ -993,7 +1060,8 @@ class Calls:
                 raise _bad_offer("the offer has no audio m-line.")
             pc.addTrack(_playback_track(call))
             answer = await pc.createAnswer()
-            await pc.setLocalDescription(answer)
+            with ice_host_addresses(self.server.settings.webrtc_hosts):
+                await pc.setLocalDescription(answer)
         except InvalidRequestError:
             await pc.close()
             raise
