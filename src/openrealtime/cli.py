@@ -214,6 +214,14 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
         "machine only (repeatable; e.g. 127.0.0.1, or the address clients can "
         "reach). Default: every address but loopback",
     )
+    serve.add_argument(
+        "--webrtc-peer-network",
+        dest="webrtc_peer_networks",
+        action="append",
+        metavar="CIDR",
+        help="answer WebRTC ICE checks only from this network (repeatable; e.g. "
+        "127.0.0.0/8 keeps calls on loopback). Default: any",
+    )
     pipeline.add_arguments(serve)
     inspector.add_arguments(serve)
     serve.set_defaults(run=_serve)
@@ -266,6 +274,8 @@ def build_settings(
         overrides["auth_max_failures"] = args.auth_max_failures
     if args.webrtc_hosts:
         overrides["webrtc_hosts"] = tuple(args.webrtc_hosts)
+    if args.webrtc_peer_networks:
+        overrides["webrtc_peer_networks"] = tuple(args.webrtc_peer_networks)
     overrides.update(inspector.settings_overrides(args))
     try:
         overrides.update(
@@ -327,6 +337,8 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["OPENREALTIME_AUTH_MAX_FAILURES"] = str(args.auth_max_failures)
     if args.webrtc_hosts:
         env["OPENREALTIME_WEBRTC_HOSTS"] = ",".join(args.webrtc_hosts)
+    if args.webrtc_peer_networks:
+        env["OPENREALTIME_WEBRTC_PEER_NETWORKS"] = ",".join(args.webrtc_peer_networks)
     env.update(inspector.settings_env(args))
     env.update(pipeline.settings_env(args))
     env.update(_engine_env(args))

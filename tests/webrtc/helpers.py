@@ -35,6 +35,13 @@ RATE = 48000
 FRAME = 960  # 20 ms at 48 kHz
 #: The ICE host addresses of the test clients and servers.
 LOOPBACK = ("127.0.0.1",)
+#: The test servers' settings that keep every call on loopback: host
+#: candidates there, and ICE checks answered from there only (Chromium also
+#: sends checks from its other interfaces' sockets).
+LOOPBACK_ONLY: dict[str, tuple[str, ...]] = {
+    "webrtc_hosts": LOOPBACK,
+    "webrtc_peer_networks": ("127.0.0.0/8",),
+}
 
 
 def candidate_addresses(sdp: str) -> list[str]:

@@ -24,7 +24,7 @@ from openrealtime.server import Settings
 from openrealtime.server.pipeline import Pipeline
 from openrealtime.voice.tts import EspeakSynthesizer
 from tests.server.conftest import API_KEY, DRIVERS, LiveServer, running_server
-from tests.webrtc.helpers import LOOPBACK, Client, assert_loopback_peers
+from tests.webrtc.helpers import LOOPBACK_ONLY, Client, assert_loopback_peers
 
 
 def speak(text: str) -> bytes:
@@ -55,7 +55,7 @@ STORY = (
 def voice_server() -> Iterator[LiveServer]:
     pipeline = Pipeline(vad="silero", transcription="pocketsphinx", speech="espeak")
     settings = Settings(
-        api_keys=(API_KEY,), pipeline=pipeline, inspector=True, webrtc_hosts=LOOPBACK
+        api_keys=(API_KEY,), pipeline=pipeline, inspector=True, **LOOPBACK_ONLY
     )
     with running_server(settings, "picows") as live:
         yield live
@@ -64,7 +64,7 @@ def voice_server() -> Iterator[LiveServer]:
 @pytest.fixture(scope="module", params=DRIVERS)
 def plain_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
     """No voice pipeline, each transport driver (for the sideband socket)."""
-    settings = Settings(api_keys=(API_KEY,), webrtc_hosts=LOOPBACK)
+    settings = Settings(api_keys=(API_KEY,), **LOOPBACK_ONLY)
     with running_server(settings, request.param) as live:
         yield live
 

@@ -217,6 +217,9 @@ class Settings:
             offer (each must be an address of this machine, since the call's
             UDP socket binds to it); empty: every address of the machine but
             127.0.0.1 and ::1 (aioice's choice).
+        webrtc_peer_networks: networks (CIDR) whose ICE checks WebRTC calls
+            answer, and whose offered candidates they try; empty: any. With
+            ``127.0.0.0/8``, a call never sends to a non-loopback address.
     """
 
     host: str = "127.0.0.1"
@@ -249,6 +252,7 @@ class Settings:
     auth_max_failures: int = 10
     auth_failure_window: float = 60.0
     webrtc_hosts: tuple[str, ...] = ()
+    webrtc_peer_networks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.pipeline is not None:
@@ -285,10 +289,26 @@ class Settings:
                 raise ConfigurationError(
                     f"a WebRTC host must be an IP address, not {address!r}"
                 ) from None
+        for network in self.webrtc_peer_networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigurationError(
+                    f"a WebRTC peer network must be an IP network, not {network!r}"
+                ) from None
         if self.inspector_sessions < 1 or self.inspector_events < 1:
             raise ConfigurationError(
                 "inspector_sessions and inspector_events must be at least 1"
             )
+
+    @property
+    def peer_networks(
+        self,
+    ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """:attr:`webrtc_peer_networks`, parsed."""
+        return tuple(
+            ipaddress.ip_network(n, strict=False) for n in self.webrtc_peer_networks
+        )
 
     def secret_store(self) -> SecretStore:
         """The ephemeral key store these settings ask for (Redis or memory)."""
@@ -347,7 +367,7 @@ class Settings:
         ``OPENREALTIME_INSPECTOR_MAX_BYTES``, ``OPENREALTIME_INSPECTOR_KEEP_CLOSED``,
         ``OPENREALTIME_ALLOWED_HOSTS`` (comma-separated), ``OPENREALTIME_METRICS_KEY``,
         ``OPENREALTIME_AUTH_MAX_FAILURES``, ``OPENREALTIME_WEBRTC_HOSTS``
-        (comma-separated).
+        and ``OPENREALTIME_WEBRTC_PEER_NETWORKS`` (comma-separated).
         Keyword arguments override both.
 
         Raises:
@@ -432,5 +452,7 @@ class Settings:
             )
         if webrtc_hosts := env.get("OPENREALTIME_WEBRTC_HOSTS"):
             values["webrtc_hosts"] = _list(webrtc_hosts)
+        if peers := env.get("OPENREALTIME_WEBRTC_PEER_NETWORKS"):
+            values["webrtc_peer_networks"] = _list(peers)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
