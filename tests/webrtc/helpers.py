@@ -47,7 +47,9 @@ LOOPBACK_ONLY: dict[str, tuple[str, ...]] = {
 def candidate_addresses(sdp: str) -> list[str]:
     """The address of every ``a=candidate`` line of an SDP."""
     return [
-        line.split()[4] for line in sdp.splitlines() if line.startswith("a=candidate:")
+        line.split()[4]
+        for line in sdp.splitlines()
+        if line.startswith("a=candidate:") and len(line.split()) > 4
     ]
 
 
@@ -118,7 +120,8 @@ class Microphone(MediaStreamTrack):
 class Client:
     """One WebRTC call from aiortc, as the hosted API's docs make one."""
 
-    def __init__(self) -> None:
+    def __init__(self, hosts: tuple[str, ...] = LOOPBACK) -> None:
+        self.hosts = hosts
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.mic = Microphone()
         self.pc.addTrack(self.mic)
@@ -197,7 +200,7 @@ class Client:
     async def offer(self) -> str:
         """The offer SDP, gathered on loopback only."""
         offer = await self.pc.createOffer()
-        with ice_host_addresses(LOOPBACK):
+        with ice_host_addresses(self.hosts):
             await self.pc.setLocalDescription(offer)
         sdp: str = self.pc.localDescription.sdp
         assert_loopback(sdp)
