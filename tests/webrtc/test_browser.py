@@ -66,6 +66,9 @@ def chromium_args(wav: Path) -> list[str]:
         # WebRTC unless told, and hides host addresses behind mDNS names.
         "--allow-loopback-in-peer-connection",
         "--disable-features=WebRtcHideLocalIpsWithMdns",
+        # and no name lookups (its background services ask the resolver for
+        # Google hosts despite --disable-background-networking).
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
     ]
 
 
