@@ -6,6 +6,9 @@ A server (``openrealtime serve``, energy VAD, the scripted responder replying
 the other, opens N aiortc calls. Each call's microphone loops 1 s of tone
 (speech to the VAD) and 1.5 s of silence, so every call talks and is answered
 all the time: Opus in and out, resampling both ways, VAD, turns, responses.
+Every packet stays on loopback: the server offers 127.0.0.1 only
+(``--webrtc-host``) and the clients gather there only (``tests/webrtc/helpers``
+checks each offer and answer).
 
 Over the measured window it reports, for each level N:
 
@@ -82,6 +85,11 @@ def server_command(fixture: Path) -> list[str]:
         "scripted",
         "--fixtures",
         str(fixture),
+        # All on loopback: the calls' host candidates, and the checks answered.
+        "--webrtc-host",
+        "127.0.0.1",
+        "--webrtc-peer-network",
+        "127.0.0.0/8",
     ]
 
 

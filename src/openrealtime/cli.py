@@ -223,6 +223,23 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
         help="on SIGTERM, time given to open connections to close before they "
         "are cut (default 5)",
     )
+    serve.add_argument(
+        "--webrtc-host",
+        dest="webrtc_hosts",
+        action="append",
+        metavar="ADDR",
+        help="offer WebRTC calls ICE host candidates on this IP address of the "
+        "machine only (repeatable; e.g. 127.0.0.1, or the address clients can "
+        "reach). Default: every address but loopback",
+    )
+    serve.add_argument(
+        "--webrtc-peer-network",
+        dest="webrtc_peer_networks",
+        action="append",
+        metavar="CIDR",
+        help="answer WebRTC ICE checks only from this network (repeatable; e.g. "
+        "127.0.0.0/8 keeps calls on loopback). Default: any",
+    )
     pipeline.add_arguments(serve)
     inspector.add_arguments(serve)
     serve.set_defaults(run=_serve)
@@ -276,6 +293,10 @@ def build_settings(
     for name in ("ssl_certfile", "ssl_keyfile", "ssl_keyfile_password"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
+    if args.webrtc_hosts:
+        overrides["webrtc_hosts"] = tuple(args.webrtc_hosts)
+    if args.webrtc_peer_networks:
+        overrides["webrtc_peer_networks"] = tuple(args.webrtc_peer_networks)
     overrides.update(inspector.settings_overrides(args))
     try:
         overrides.update(
@@ -340,6 +361,10 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
             env[f"OPENREALTIME_{name.upper()}"] = os.path.abspath(getattr(args, name))
     if args.ssl_keyfile_password is not None:
         env["OPENREALTIME_SSL_KEYFILE_PASSWORD"] = args.ssl_keyfile_password
+    if args.webrtc_hosts:
+        env["OPENREALTIME_WEBRTC_HOSTS"] = ",".join(args.webrtc_hosts)
+    if args.webrtc_peer_networks:
+        env["OPENREALTIME_WEBRTC_PEER_NETWORKS"] = ",".join(args.webrtc_peer_networks)
     env.update(inspector.settings_env(args))
     env.update(pipeline.settings_env(args))
     env.update(_engine_env(args))

@@ -1,10 +1,17 @@
 """An aiortc client for the WebRTC tests: a microphone that plays PCM at real
-time, the ``oai-events`` channel, and the reply track recorded."""
+time, the ``oai-events`` channel, and the reply track recorded.
+
+Every call stays on loopback (the only addresses test traffic may use): the
+client gathers on 127.0.0.1 only (:func:`ice_host_addresses`, as the test
+servers do with ``webrtc_hosts``), and :meth:`Client.connect` checks that the
+offer and the answer name no other address.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import fractions
+import ipaddress
 import json
 import time
 from collections.abc import Callable
@@ -21,10 +28,51 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from openrealtime import audio
+from openrealtime.server.webrtc import ice_host_addresses
 
 
 RATE = 48000
 FRAME = 960  # 20 ms at 48 kHz
+#: The ICE host addresses of the test clients and servers.
+LOOPBACK = ("127.0.0.1",)
+#: The test servers' settings that keep every call on loopback: host
+#: candidates there, and ICE checks answered from there only (Chromium also
+#: sends checks from its other interfaces' sockets).
+LOOPBACK_ONLY: dict[str, tuple[str, ...]] = {
+    "webrtc_hosts": LOOPBACK,
+    "webrtc_peer_networks": ("127.0.0.0/8",),
+}
+
+
+def candidate_addresses(sdp: str) -> list[str]:
+    """The address of every ``a=candidate`` line of an SDP."""
+    return [
+        line.split()[4]
+        for line in sdp.splitlines()
+        if line.startswith("a=candidate:") and len(line.split()) > 4
+    ]
+
+
+def assert_loopback(sdp: str) -> None:
+    """Every candidate of ``sdp`` is a loopback address (and there is one)."""
+    addresses = candidate_addresses(sdp)
+    assert addresses, f"no ICE candidates in {sdp!r}"
+    for address in addresses:
+        assert ipaddress.ip_address(address).is_loopback, (
+            f"ICE candidate on {address}, not loopback: {sdp}"
+        )
+
+
+def assert_loopback_peers(pc: RTCPeerConnection) -> None:
+    """Every address the ICE agent of ``pc`` sent from or to was loopback:
+    its own candidates and the peer's, learned ones (peer reflexive, from the
+    checks that reached it) included."""
+    for transceiver in pc.getTransceivers():
+        ice = transceiver.receiver.transport.transport
+        seen = ice.iceGatherer.getLocalCandidates() + ice.getRemoteCandidates()
+        assert seen
+        for candidate in seen:
+            assert ipaddress.ip_address(candidate.ip).is_loopback, candidate
 
 
 class Microphone(MediaStreamTrack):
@@ -72,7 +120,8 @@ class Microphone(MediaStreamTrack):
 class Client:
     """One WebRTC call from aiortc, as the hosted API's docs make one."""
 
-    def __init__(self) -> None:
+    def __init__(self, hosts: tuple[str, ...] = LOOPBACK) -> None:
+        self.hosts = hosts
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.mic = Microphone()
         self.pc.addTrack(self.mic)
@@ -122,21 +171,20 @@ class Client:
         query: str = "",
     ) -> httpx.Response:
         """Offer, post it, apply the answer; wait for the data channel."""
-        offer = await self.pc.createOffer()
-        await self.pc.setLocalDescription(offer)
+        sdp = await self.offer()
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         async with httpx.AsyncClient() as http:
             if session is None:
                 response = await http.post(
                     f"{base}/v1/realtime/calls{query}",
-                    content=self.pc.localDescription.sdp,
+                    content=sdp,
                     headers={**headers, "Content-Type": "application/sdp"},
                 )
             else:
                 response = await http.post(
                     f"{base}/v1/realtime/calls{query}",
                     files={
-                        "sdp": (None, self.pc.localDescription.sdp),
+                        "sdp": (None, sdp),
                         "session": (None, json.dumps(session)),
                     },
                     headers=headers,
@@ -144,11 +192,26 @@ class Client:
         if response.status_code != 201:
             return response
         self.call_id = response.headers["location"].rsplit("/", 1)[1]
-        await self.pc.setRemoteDescription(
-            RTCSessionDescription(sdp=response.text, type="answer")
-        )
+        await self.answered(response.text)
         await asyncio.wait_for(self._opened.wait(), 20)
+        assert_loopback_peers(self.pc)
         return response
+
+    async def offer(self) -> str:
+        """The offer SDP, gathered on loopback only."""
+        offer = await self.pc.createOffer()
+        with ice_host_addresses(self.hosts):
+            await self.pc.setLocalDescription(offer)
+        sdp: str = self.pc.localDescription.sdp
+        assert_loopback(sdp)
+        return sdp
+
+    async def answered(self, sdp: str) -> None:
+        """Apply the server's answer (loopback candidates only)."""
+        assert_loopback(sdp)
+        await self.pc.setRemoteDescription(
+            RTCSessionDescription(sdp=sdp, type="answer")
+        )
 
     def send(self, event: dict[str, Any]) -> None:
         self.channel.send(json.dumps(event))

@@ -10,9 +10,11 @@ test server's origin.
 
 from __future__ import annotations
 
+import http.server
 import json
 import re
 import shutil
+import threading
 import wave
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,15 +22,13 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.responses import HTMLResponse
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
 
 from openrealtime import audio
 from openrealtime.server import Settings
 from openrealtime.server.pipeline import Pipeline
 from openrealtime.voice.tts import EspeakSynthesizer
 from tests.server.conftest import API_KEY, LiveServer, running_server
+from tests.webrtc.helpers import LOOPBACK_ONLY, assert_loopback_peers
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -62,6 +62,13 @@ def chromium_args(wav: Path) -> list[str]:
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-audio-capture={wav}",
         "--autoplay-policy=no-user-gesture-required",
+        # Test traffic stays on loopback: Chromium leaves loopback out of
+        # WebRTC unless told, and hides host addresses behind mDNS names.
+        "--allow-loopback-in-peer-connection",
+        "--disable-features=WebRtcHideLocalIpsWithMdns",
+        # and no name lookups (its background services ask the resolver for
+        # Google hosts despite --disable-background-networking).
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
     ]
 
 
@@ -135,18 +142,39 @@ def browser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSer
         responder="scripted",
         fixtures=str(fixture),
     )
-    settings = Settings(api_keys=(API_KEY,), pipeline=pipeline, inspector=True)
+    settings = Settings(
+        api_keys=(API_KEY,), pipeline=pipeline, inspector=True, **LOOPBACK_ONLY
+    )
     with running_server(settings, "picows") as live:
-        assert (SDK / "dist" / "bundle").is_dir(), "run npm ci in tests/webrtc/js"
-
-        async def page(request: Any) -> HTMLResponse:
-            return HTMLResponse(SDK_PAGE)
-
-        live.app.router.routes += [
-            Route("/sdk-test", page),
-            Mount("/sdk", StaticFiles(directory=SDK / "dist" / "bundle")),
-        ]
         yield live
+
+
+@pytest.fixture(scope="module")
+def sdk_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The browser developer's own site, apart from the API server (its
+    pages have their own policy, here an inline script): the test page and
+    the SDK's browser bundle, on a loopback port of its own."""
+    assert (SDK / "dist" / "bundle").is_dir(), "run npm ci in tests/webrtc/js"
+    root = tmp_path_factory.mktemp("site")
+    (root / "sdk-test.html").write_text(SDK_PAGE)
+    (root / "sdk").symlink_to(SDK / "dist" / "bundle")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=site.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{site.server_address[1]}"
+    finally:
+        site.shutdown()
+        site.server_close()
+        thread.join()
 
 
 @pytest.fixture
@@ -182,22 +210,23 @@ def types(events: list[dict[str, Any]]) -> list[str]:
 
 
 async def test_stock_agents_sdk_over_webrtc(
-    browser_server: LiveServer, chromium: Any
+    browser_server: LiveServer, sdk_site: str, chromium: Any
 ) -> None:
     """RealtimeSession + OpenAIRealtimeWebRTC: connect, a spoken question,
     a tool call run by the SDK, its spoken answer, and an interruption."""
     page = chromium
     key = await mint(browser_server)
-    # The page is on another origin (localhost) than the API (127.0.0.1), as a
-    # browser developer's page is: the offer crosses origins (CORS).
-    page_url = browser_server.http.replace("127.0.0.1", "localhost")
-    await page.goto(f"{page_url}/sdk-test?key={key}&server={browser_server.http}")
+    # The page is on another origin (its own server, localhost) than the API
+    # (127.0.0.1), as a browser developer's page is: the offer crosses
+    # origins (CORS).
+    await page.goto(f"{sdk_site}/sdk-test.html?key={key}&server={browser_server.http}")
     await page.wait_for_function(
         "window.connected || window.failures.length", timeout=STEP
     )
     assert await page.evaluate("window.failures") == []
     call_id = await page.evaluate("window.callId")
     assert call_id and call_id.startswith("rtc_")
+    call = browser_server.app.state.realtime.calls.get(call_id)
 
     # The fake microphone asks for the weather: the scripted agent calls
     # get_weather, the SDK runs the tool and sends its output, then the
@@ -216,29 +245,42 @@ async def test_stock_agents_sdk_over_webrtc(
     )
     # The interruption: while a reply plays, session.interrupt() sends
     # output_audio_buffer.clear (and response.cancel); the server clears.
-    await page.wait_for_function(
-        """(() => {
-            const started = window.events.filter(e => e.type === "output_audio_buffer.started");
-            const ended = window.events.filter(e => e.type === "output_audio_buffer.stopped"
-                || e.type === "output_audio_buffer.cleared");
-            const playing = started.filter(s => !ended.some(e => e.response_id === s.response_id));
-            if (playing.length) { window.session.interrupt(); window.interrupted = playing[0].response_id; return true; }
-            return false;
-        })()""",
-        timeout=STEP,
-        polling=50,
-    )
-    interrupted = await page.evaluate("window.interrupted")
-    await page.wait_for_function(
-        f"""window.events.some(e => e.type === "output_audio_buffer.cleared"
-              && e.response_id === {json.dumps(interrupted)})""",
-        timeout=STEP,
-    )
+    # A reply may finish playing while the clear is on its way (stopped, not
+    # cleared; on a loaded machine "Let me check." is that short): then the
+    # next reply is interrupted (the fake microphone keeps asking).
+    outcome = None
+    for _ in range(5):
+        await page.wait_for_function(
+            """(() => {
+                const started = window.events.filter(e => e.type === "output_audio_buffer.started");
+                const ended = window.events.filter(e => e.type === "output_audio_buffer.stopped"
+                    || e.type === "output_audio_buffer.cleared");
+                const playing = started.filter(s => !ended.some(e => e.response_id === s.response_id));
+                if (playing.length) { window.session.interrupt(); window.interrupted = playing[0].response_id; return true; }
+                return false;
+            })()""",
+            timeout=STEP,
+            polling=50,
+        )
+        interrupted = await page.evaluate("window.interrupted")
+        handle = await page.wait_for_function(
+            f"""window.events.find(e => (e.type === "output_audio_buffer.cleared"
+                  || e.type === "output_audio_buffer.stopped")
+                  && e.response_id === {json.dumps(interrupted)})?.type""",
+            timeout=STEP,
+        )
+        outcome = await handle.json_value()
+        if outcome == "output_audio_buffer.cleared":
+            break
+    assert outcome == "output_audio_buffer.cleared"
     events = await page.evaluate("window.events")
     seen = types(events)
     assert "response.output_audio.delta" not in seen
     assert "session.updated" in seen
     assert await page.evaluate("window.failures") == []
+    # Chromium checked every pair, from each of its interfaces' sockets:
+    # the server answered (and so learned, and sent to) loopback ones only.
+    assert_loopback_peers(call.pc)
     await page.evaluate("window.session.close()")
 
 

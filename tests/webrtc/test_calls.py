@@ -19,13 +19,12 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from aiortc import RTCSessionDescription
 
 from openrealtime.server import Settings
 from openrealtime.server.pipeline import Pipeline
 from openrealtime.voice.tts import EspeakSynthesizer
 from tests.server.conftest import API_KEY, DRIVERS, LiveServer, running_server
-from tests.webrtc.helpers import Client
+from tests.webrtc.helpers import LOOPBACK_ONLY, Client, assert_loopback_peers
 
 
 def speak(text: str) -> bytes:
@@ -55,7 +54,9 @@ STORY = (
 @pytest.fixture(scope="module")
 def voice_server() -> Iterator[LiveServer]:
     pipeline = Pipeline(vad="silero", transcription="pocketsphinx", speech="espeak")
-    settings = Settings(api_keys=(API_KEY,), pipeline=pipeline, inspector=True)
+    settings = Settings(
+        api_keys=(API_KEY,), pipeline=pipeline, inspector=True, **LOOPBACK_ONLY
+    )
     with running_server(settings, "picows") as live:
         yield live
 
@@ -63,7 +64,8 @@ def voice_server() -> Iterator[LiveServer]:
 @pytest.fixture(scope="module", params=DRIVERS)
 def plain_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
     """No voice pipeline, each transport driver (for the sideband socket)."""
-    with running_server(Settings(api_keys=(API_KEY,)), request.param) as live:
+    settings = Settings(api_keys=(API_KEY,), **LOOPBACK_ONLY)
+    with running_server(settings, request.param) as live:
         yield live
 
 
@@ -167,7 +169,10 @@ async def test_spoken_turn_reply_audio_barge_in_and_hangup(
         realtime = voice_server.app.state.realtime
         assert len(realtime.calls) == 1
         # Nothing is kept of the replies once they played or were cleared.
-        playback = realtime.calls.get(client.call_id).playback
+        call = realtime.calls.get(client.call_id)
+        # The server's ICE sent and heard on loopback only.
+        assert_loopback_peers(call.pc)
+        playback = call.playback
         assert not (playback.heard or playback.started or playback.done)
         assert not (playback.cleared or playback.segments)
         async with httpx.AsyncClient() as http:
@@ -371,9 +376,7 @@ async def test_peer_that_vanishes_ends_its_session(voice_server: LiveServer) -> 
 
 async def test_errors_as_the_hosted_rest_api(voice_server: LiveServer) -> None:
     client = Client()
-    offer = await client.pc.createOffer()
-    await client.pc.setLocalDescription(offer)
-    sdp = client.pc.localDescription.sdp
+    sdp = await client.offer()
     await client.close()
     base = f"{voice_server.http}/v1/realtime/calls"
     auth = {"Authorization": f"Bearer {API_KEY}"}
@@ -544,18 +547,14 @@ async def test_the_openai_sdk_creates_joins_and_hangs_up_a_call(
     )
     client = Client()
     try:
-        offer = await client.pc.createOffer()
-        await client.pc.setLocalDescription(offer)
         answer = await sdk.realtime.calls.create(
-            sdp=client.pc.localDescription.sdp,
+            sdp=await client.offer(),
             session={"type": "realtime", "instructions": "set by the SDK"},
         )
         location = answer.response.headers["location"]
         call_id = location.rsplit("/", 1)[1]
         assert answer.response.status_code == 201
-        await client.pc.setRemoteDescription(
-            RTCSessionDescription(sdp=answer.text, type="answer")
-        )
+        await client.answered(answer.text)
         created = await client.wait_for("session.created", 20)
         assert created["session"]["instructions"] == "set by the SDK"
 

@@ -20,6 +20,8 @@ from tests.webrtc.helpers import Client
 
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+#: The serve flags that keep calls on loopback (carried to --workers too).
+LOOPBACK_FLAGS = ("--webrtc-host", "127.0.0.1", "--webrtc-peer-network", "127.0.0.0/8")
 
 
 async def update_through(port: int, call_id: str, instructions: str) -> dict:
@@ -41,7 +43,10 @@ async def update_through(port: int, call_id: str, instructions: str) -> dict:
 @pytest.mark.slow
 async def test_sideband_and_hangup_across_processes() -> None:
     with redis_server() as url:
-        with serve("--redis-url", url) as a, serve("--redis-url", url) as b:
+        with (
+            serve("--redis-url", url, *LOOPBACK_FLAGS) as a,
+            serve("--redis-url", url, *LOOPBACK_FLAGS) as b,
+        ):
             client = Client()
             try:
                 response = await client.connect(f"http://127.0.0.1:{a}", API_KEY)
@@ -113,7 +118,7 @@ async def test_workers_share_calls() -> None:
     """--workers 2: every sideband and the hang-up reach the call, whichever
     worker the connection lands on."""
     with redis_server() as url:
-        with serve("--workers", "2", "--redis-url", url) as port:
+        with serve("--workers", "2", "--redis-url", url, *LOOPBACK_FLAGS) as port:
             client = Client()
             try:
                 response = await client.connect(f"http://127.0.0.1:{port}", API_KEY)

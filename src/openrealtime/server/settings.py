@@ -8,6 +8,7 @@ and the CLI, the environment and tests all build the same object.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
 import ssl
@@ -220,6 +221,13 @@ class Settings:
         auth_failure_window: seconds a wrong key counts.
         synthesizer: the speech engine of ``POST /v1/audio/speech`` (set by
             ``pipeline``; ``None``: that endpoint says none is configured).
+        webrtc_hosts: the IP addresses whose host ICE candidates WebRTC calls
+            offer (each must be an address of this machine, since the call's
+            UDP socket binds to it); empty: every address of the machine but
+            127.0.0.1 and ::1 (aioice's choice).
+        webrtc_peer_networks: networks (CIDR) whose ICE checks WebRTC calls
+            answer, and whose offered candidates they try; empty: any. With
+            ``127.0.0.0/8``, a call never sends to a non-loopback address.
     """
 
     host: str = "127.0.0.1"
@@ -255,6 +263,8 @@ class Settings:
     auth_max_failures: int = 10
     auth_failure_window: float = 60.0
     synthesizer: Synthesizer | None = None
+    webrtc_hosts: tuple[str, ...] = ()
+    webrtc_peer_networks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.pipeline is not None:
@@ -284,6 +294,20 @@ class Settings:
             )
         if not self.shutdown_timeout > 0:
             raise ConfigurationError("shutdown_timeout must be more than 0 seconds")
+        for address in self.webrtc_hosts:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ConfigurationError(
+                    f"a WebRTC host must be an IP address, not {address!r}"
+                ) from None
+        for network in self.webrtc_peer_networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigurationError(
+                    f"a WebRTC peer network must be an IP network, not {network!r}"
+                ) from None
         if self.inspector_sessions < 1 or self.inspector_events < 1:
             raise ConfigurationError(
                 "inspector_sessions and inspector_events must be at least 1"
@@ -328,6 +352,15 @@ class Settings:
         if self.ssl_keyfile_password is not None:
             options["ssl_keyfile_password"] = self.ssl_keyfile_password
         return options
+
+    @property
+    def peer_networks(
+        self,
+    ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """:attr:`webrtc_peer_networks`, parsed."""
+        return tuple(
+            ipaddress.ip_network(n, strict=False) for n in self.webrtc_peer_networks
+        )
 
     def secret_store(self) -> SecretStore:
         """The ephemeral key store these settings ask for (Redis or memory)."""
@@ -387,7 +420,8 @@ class Settings:
         ``OPENREALTIME_SHUTDOWN_TIMEOUT`` (seconds),
         ``OPENREALTIME_INSPECTOR_MAX_BYTES``, ``OPENREALTIME_INSPECTOR_KEEP_CLOSED``,
         ``OPENREALTIME_ALLOWED_HOSTS`` (comma-separated), ``OPENREALTIME_METRICS_KEY``,
-        ``OPENREALTIME_AUTH_MAX_FAILURES``.
+        ``OPENREALTIME_AUTH_MAX_FAILURES``, ``OPENREALTIME_WEBRTC_HOSTS``
+        and ``OPENREALTIME_WEBRTC_PEER_NETWORKS`` (comma-separated).
         Keyword arguments override both.
 
         Raises:
@@ -477,5 +511,9 @@ class Settings:
             values["shutdown_timeout"] = _seconds(
                 "OPENREALTIME_SHUTDOWN_TIMEOUT", shutdown
             )
+        if webrtc_hosts := env.get("OPENREALTIME_WEBRTC_HOSTS"):
+            values["webrtc_hosts"] = _list(webrtc_hosts)
+        if peers := env.get("OPENREALTIME_WEBRTC_PEER_NETWORKS"):
+            values["webrtc_peer_networks"] = _list(peers)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -40,12 +40,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import contextvars
 import fractions
 import importlib.util
+import ipaddress
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +119,7 @@ __all__ = [
     "Calls",
     "SidebandConnection",
     "call_not_found",
+    "ice_host_addresses",
     "missing",
     "parse_call_request",
     "refused_sideband",
@@ -559,20 +562,26 @@ class Call:
         self._maybe_stopped()
 
     def _maybe_stopped(self) -> None:
+        """``output_audio_buffer.stopped`` for each response whose audio has
+        all played after its ``response.done``: the one playing, and one
+        whose last audio went out in the frame where the next response's
+        began (a reply to a tool output, queued behind the reply that called
+        the tool)."""
         playback = self.playback
-        current = playback.current
-        if (
-            current is not None
-            and current in playback.started
-            and current in playback.done
-            and not any(s.response_id == current for s in playback.segments)
-        ):
-            playback.current = None
-            playback.forget(current)
+        queued = {s.response_id for s in playback.segments}
+        over = [
+            r
+            for r in playback.started
+            if r in playback.done and r not in queued and r not in playback.cleared
+        ]
+        for response_id in over:
+            if playback.current == response_id:
+                playback.current = None
+            playback.forget(response_id)
             self._emit(
                 OutputAudioBufferStoppedEvent(
                     event_id=self._ids.new("event_", time.time()),
-                    response_id=current,
+                    response_id=response_id,
                 )
             )
 
@@ -581,6 +590,8 @@ class Call:
         data, began = self.playback.take(FRAME_BYTES)
         if self._paused and self.playback.queued_bytes < RESUME_BYTES:
             self._resume()
+        if began or not self.playback.segments:
+            self._maybe_stopped()  # before the next response's started
         for response_id in began:
             self._emit(
                 OutputAudioBufferStartedEvent(
@@ -588,8 +599,6 @@ class Call:
                     response_id=response_id,
                 )
             )
-        if not self.playback.segments:
-            self._maybe_stopped()
         if len(data) < FRAME_BYTES:
             data += bytes(FRAME_BYTES - len(data))
         return data
@@ -923,6 +932,128 @@ class _NoResponder:
         raise AssertionError("a sideband connection has no responder")
 
 
+# --- Which addresses a call offers ------------------------------------------------
+
+
+#: The host addresses peer connections gather on here, when set (``None``: the
+#: machine's, as aioice finds them).
+_ice_hosts: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
+    "openrealtime_ice_hosts", default=None
+)
+
+
+def _install_ice_hosts() -> None:
+    """Make aioice's host address discovery obey :data:`_ice_hosts`.
+
+    aioice has no option for the addresses it gathers on (nor does aiortc's
+    ``RTCConfiguration``): ``Connection.gather_candidates`` calls the module
+    function ``aioice.ice.get_host_addresses``, which lists every interface
+    address but 127.0.0.1 and ::1. Subclassing would mean replacing aiortc's
+    ``RTCIceGatherer`` inside ``RTCPeerConnection``'s private transport
+    construction, and rewriting ``gather_candidates`` would copy aioice's
+    candidate logic; so the function is wrapped, once per process: where
+    :data:`_ice_hosts` is unset (any other aiortc user in the process, and
+    servers without ``webrtc_hosts``) it answers exactly as aioice does. A
+    context variable, not a global, because one process may hold several
+    servers (and test clients) with different addresses: the value follows
+    the task that calls ``setLocalDescription`` into the gathering tasks
+    ``asyncio.gather`` makes from it.
+    """
+    import aioice.ice
+
+    original = aioice.ice.get_host_addresses
+    if getattr(original, "openrealtime_wrapped", False):
+        return
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        hosts = _ice_hosts.get()
+        if hosts is None:
+            return original(use_ipv4, use_ipv6)
+        return [
+            host
+            for host in hosts
+            if (use_ipv6 if ipaddress.ip_address(host).version == 6 else use_ipv4)
+        ]
+
+    get_host_addresses.openrealtime_wrapped = True  # type: ignore[attr-defined]
+    aioice.ice.get_host_addresses = get_host_addresses
+
+
+@contextlib.contextmanager
+def ice_host_addresses(hosts: Sequence[str]) -> Iterator[None]:
+    """Within this block, aiortc peer connections of this task gather ICE
+    host candidates on ``hosts`` only (IP addresses of this machine; an empty
+    sequence changes nothing). Wrap the ``setLocalDescription`` call."""
+    if not hosts:
+        yield
+        return
+    _install_ice_hosts()
+    token = _ice_hosts.set(tuple(hosts))
+    try:
+        yield
+    finally:
+        _ice_hosts.reset(token)
+
+
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def _allowed(address: str, networks: Networks) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:  # an mDNS name (.local): its address is unknown
+        return False
+    return any(ip in network for network in networks)
+
+
+def _drop_candidates(sdp: str, networks: Networks) -> str:
+    """The offer without the candidates outside ``networks``."""
+    lines = sdp.split("\r\n") if "\r\n" in sdp else sdp.split("\n")
+    kept = []
+    for line in lines:
+        fields = line.split()
+        if (
+            line.startswith("a=candidate:")
+            and len(fields) > 4
+            and not _allowed(fields[4], networks)
+        ):
+            continue
+        kept.append(line)
+    return ("\r\n" if "\r\n" in sdp else "\n").join(kept)
+
+
+def _answer_peers_in(pc: RTCPeerConnection, networks: Networks) -> None:
+    """The ICE agents of ``pc`` answer checks only from ``networks``.
+
+    A check from elsewhere is dropped unanswered, so no peer-reflexive
+    candidate is learned from it and nothing is ever sent there (with the
+    offer's candidates filtered by :func:`_drop_candidates`, no check is
+    sent there either). aioice has no such option: its ``Connection``'s
+    ``request_received`` (what its sockets call for each STUN request) is
+    wrapped on the instances of this call, reached through aiortc's
+    ``RTCIceGatherer`` (its private ``_connection``); this runs before the
+    answer leaves, so before any check can arrive.
+    """
+    transports = [t.receiver.transport.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        transports.append(pc.sctp.transport.transport)
+    done: set[int] = set()
+    for transport in transports:
+        connection = transport.iceGatherer._connection
+        if id(connection) in done:
+            continue
+        done.add(id(connection))
+        original = connection.request_received
+
+        def request_received(
+            message: Any, addr: tuple[str, int], protocol: Any, *, _o: Any = original
+        ) -> None:
+            if _allowed(addr[0], networks):
+                _o(message, addr, protocol)
+
+        connection.request_received = request_received  # type: ignore[method-assign]
+
+
 # --- The registry --------------------------------------------------------------------
 
 
@@ -964,8 +1095,9 @@ class Calls:
             RTCSessionDescription,
         )
 
-        # No STUN server: the answer's host candidates, and the peer's
-        # reflexive ones found by its checks (nothing leaves the machine).
+        # No STUN server: the answer's host candidates (on the addresses of
+        # settings.webrtc_hosts, when given), and the peer's reflexive ones
+        # found by its checks.
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         call_id = self._ids.new("rtc_", time.time())
         call = Call(self, call_id, pc)
@@ -985,15 +1117,21 @@ class Calls:
             if pc.connectionState in ("failed", "closed"):
                 call.spawn(call.end(f"peer connection {pc.connectionState}"))
 
+        settings = self.server.settings
+        networks = settings.peer_networks
+        offer = _drop_candidates(request.sdp, networks) if networks else request.sdp
         try:
             await pc.setRemoteDescription(
-                RTCSessionDescription(sdp=request.sdp, type="offer")
+                RTCSessionDescription(sdp=offer, type="offer")
             )
             if not any(t.kind == "audio" for t in pc.getTransceivers()):
                 raise _bad_offer("the offer has no audio m-line.")
             pc.addTrack(_playback_track(call))
             answer = await pc.createAnswer()
-            await pc.setLocalDescription(answer)
+            with ice_host_addresses(settings.webrtc_hosts):
+                await pc.setLocalDescription(answer)
+            if networks:
+                _answer_peers_in(pc, networks)
         except InvalidRequestError:
             await pc.close()
             raise
