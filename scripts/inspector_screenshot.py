@@ -16,11 +16,13 @@ from pathlib import Path
 from openai import AsyncOpenAI
 from playwright.async_api import async_playwright
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from openrealtime.server import Settings  # noqa: E402
 from tests.conformance.scenarios import WEATHER_TOOL  # noqa: E402
 from tests.server.conftest import running_server  # noqa: E402
+
+from openrealtime.server import Settings  # noqa: E402
 
 
 KEY = "sk-docs"
@@ -32,6 +34,7 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
 ]
 
 

@@ -12,6 +12,20 @@ from openrealtime.session import Limits, Session
 
 T0 = 1_760_000_000.0
 
+#: Headless Chromium for the browser tests, its traffic kept on this machine:
+#: no background services, and no name lookups (they ask the resolver for
+#: Google hosts despite --disable-background-networking).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+]
+
 
 def new_session(
     kind: str = "realtime",

@@ -26,19 +26,11 @@ from openrealtime.ids import CountingIds
 from openrealtime.server import Settings, create_app
 from openrealtime.server.inspector import COOKIE, Inspector
 from openrealtime.session import Session
+from tests.helpers import CHROMIUM_ARGS
 from tests.server.conftest import API_KEY, DRIVERS, LiveServer, running_server
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 #: Upper bound on events read while waiting for one.
 MAX_EVENTS = 200
 

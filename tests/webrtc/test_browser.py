@@ -27,6 +27,7 @@ from openrealtime import audio
 from openrealtime.server import Settings
 from openrealtime.server.pipeline import Pipeline
 from openrealtime.voice.tts import EspeakSynthesizer
+from tests.helpers import CHROMIUM_ARGS
 from tests.server.conftest import API_KEY, LiveServer, running_server
 from tests.webrtc.helpers import LOOPBACK_ONLY, assert_loopback_peers
 
@@ -51,13 +52,7 @@ STEP = 60_000
 
 def chromium_args(wav: Path) -> list[str]:
     return [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
+        *CHROMIUM_ARGS,
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-audio-capture={wav}",
@@ -66,9 +61,6 @@ def chromium_args(wav: Path) -> list[str]:
         # WebRTC unless told, and hides host addresses behind mDNS names.
         "--allow-loopback-in-peer-connection",
         "--disable-features=WebRtcHideLocalIpsWithMdns",
-        # and no name lookups (its background services ask the resolver for
-        # Google hosts despite --disable-background-networking).
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
     ]
 
 
