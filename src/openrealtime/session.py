@@ -138,7 +138,14 @@ from openrealtime.models.session import (
     VoiceValue,
 )
 from openrealtime.state import ACCEPTED, CLOSED, OPEN, State, not_accepted
-from openrealtime.turns import EnergyScorer, FrameScorer, TurnDetector
+from openrealtime.turns import (
+    DetectorOp,
+    DetectorSettings,
+    EnergyScorer,
+    FrameScorer,
+    SpeechDetector,
+    TurnEvent,
+)
 from openrealtime.typing import AudioFormatType, Modality
 
 
@@ -146,6 +153,7 @@ __all__ = [
     "Action",
     "CancelResponse",
     "Close",
+    "DetectSpeech",
     "Limits",
     "ResponseRequest",
     "Session",
@@ -209,6 +217,21 @@ class Transcribe:
 
 
 @dataclass(frozen=True, slots=True)
+class DetectSpeech:
+    """Apply a turn detection op off the engine (sessions made with
+    ``vad_offload=True``); report its events through :meth:`Session.speech_detected`.
+
+    Ops must be applied in the order they come, to one
+    :class:`~openrealtime.turns.SpeechDetector` per session, made with the
+    session's scorer factory. A ``feed`` may be cut into pieces (at any
+    even byte offset) and fed in order: the events are the same.
+    """
+
+    generation: int
+    op: DetectorOp
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     """Close the connection with this WebSocket close code and reason."""
 
@@ -216,7 +239,7 @@ class Close:
     reason: str
 
 
-Action = StartResponse | CancelResponse | Transcribe | Close
+Action = StartResponse | CancelResponse | Transcribe | DetectSpeech | Close
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -227,11 +250,15 @@ class Limits:
         max_buffer_bytes: input audio buffered before a commit (decoded bytes).
         max_items: items kept in the conversation.
         min_commit_ms: shortest buffer a manual commit accepts (hosted: 100).
+        max_output_audio_ms: audio one response may produce; past it the
+            response ends ``incomplete`` (reason ``max_output_tokens``) and
+            its responder is cancelled. ``None``: no cap.
     """
 
     max_buffer_bytes: int = 32 * 1024 * 1024
     max_items: int = 4096
     min_commit_ms: int = 100
+    max_output_audio_ms: int | None = 5 * 60 * 1000
 
 
 # --- The response in progress -------------------------------------------------------
@@ -315,6 +342,11 @@ class Session:
         initial: a config to start from instead of the defaults (sessions
             opened with an ephemeral key minted with a session).
         scorer_factory: makes the frame scorer of turn detection for a rate.
+        vad_offload: do not run turn detection here: emit
+            :class:`DetectSpeech` actions and take the events back through
+            :meth:`speech_detected` (what a server does, so that scoring
+            runs on workers, not on its event loop). Off by default: the
+            engine scores audio itself, inline.
 
     On creation the session emits ``session.created``.
     """
@@ -330,6 +362,7 @@ class Session:
         limits: Limits | None = None,
         initial: SessionConfig | None = None,
         scorer_factory: Callable[[int], FrameScorer] | None = None,
+        vad_offload: bool = False,
     ) -> None:
         self.kind: SessionKind = kind
         self.state: State = OPEN
@@ -364,13 +397,19 @@ class Session:
         # Input audio buffer (bytes in the input format since the last commit).
         self._buffer = bytearray()
         self._buffer_start_ms = 0.0  # input timeline position of _buffer[0]
-        self._scorer_factory = scorer_factory or EnergyScorer
-        self._detector: TurnDetector | None = None
+        self.scorer_factory: Callable[[int], FrameScorer] = (
+            scorer_factory or EnergyScorer
+        )
+        self.vad_offload = vad_offload
+        self._detector = SpeechDetector(self.scorer_factory)
+        self._detector_on = False
         # Turn detection is reconfigured lazily, when audio next arrives: a
         # session.update costs nothing here.
         self._detector_stale = True
         self._detector_rate = 0
-        self._resampler: audio.Resampler | None = None
+        # Bumped whenever the detector's state is dropped (a new detector, a
+        # clear, a commit): offloaded events of an older one are stale.
+        self._detector_generation = 0
         self._speech_item_id: str | None = None
         self._speech_start_ms = 0
         self._active: _Active | None = None
@@ -495,11 +534,26 @@ class Session:
         """The responder produced audio (PCM16 mono at ``rate``).
 
         It is converted to the session's output format. Text-only responses
-        drop it. The first assistant audio locks the voice.
+        drop it. The first assistant audio locks the voice. Audio past
+        ``limits.max_output_audio_ms`` is cut off and ends the response
+        ``incomplete`` (``max_output_tokens``), cancelling its responder.
         """
         active = self._response(response_id)
         if active is None or not pcm16 or active.modality != "audio":
             return
+        cap = self.limits.max_output_audio_ms
+        over = False
+        if cap is not None:
+            room = int((cap - active.audio_ms) * rate / 1000) * 2
+            if len(pcm16) > room:
+                pcm16, over = pcm16[: max(room, 0)], True
+        if pcm16:
+            self._audio_delta(active, pcm16, rate)
+        if over:
+            self._actions.append(CancelResponse(active.response.id))
+            self._finish(active, "incomplete", "max_output_tokens")
+
+    def _audio_delta(self, active: _Active, pcm16: bytes, rate: int) -> None:
         part = self._open_part(active)
         fmt = _format_type(active.format)
         data = audio.from_pcm16(pcm16, rate, fmt)
@@ -511,7 +565,7 @@ class Session:
         self._emit(
             ResponseOutputAudioDeltaEvent(
                 event_id=self._event_id(),
-                response_id=response_id,
+                response_id=active.response.id,
                 item_id=item_id,
                 output_index=output_index,
                 content_index=0,
@@ -654,6 +708,22 @@ class Session:
             )
         )
 
+    # --- Reports from the driver: turn detection ------------------------------------
+
+    def speech_detected(self, generation: int, events: list[TurnEvent]) -> None:
+        """The events of a :class:`DetectSpeech` of this ``generation``.
+
+        Events of an older generation (the buffer was cleared or committed,
+        or turn detection changed since) are dropped.
+        """
+        if (
+            generation != self._detector_generation
+            or not self._detector_on
+            or self.state is CLOSED
+        ):
+            return
+        self._turn_events(events)
+
     # --- Read-only views for drivers and tests ---------------------------------------
 
     @property
@@ -731,7 +801,9 @@ class Session:
         self._detector_stale = False
         td = self._turn_detection()
         if td is None:
-            self._detector = None
+            if self._detector_on:
+                self._detector_on = False
+                self._detector_generation += 1
             self._speech_item_id = None
             return
         if isinstance(td, ServerVad):
@@ -743,28 +815,39 @@ class Session:
         else:
             threshold, prefix, silence = 0.5, 300, SEMANTIC_SILENCE_MS[td.eagerness]
         rate = audio.sample_rate(self._input_format())
-        detector = self._detector
-        if detector is None or self._detector_rate != rate:
-            position = self._buffer_start_ms + self.buffered_ms
-            scorer = self._scorer_factory(rate)
-            # A model scorer has its own rate (Silero: 16 kHz): resample to it.
-            self._resampler = (
-                audio.Resampler(rate, scorer.rate) if scorer.rate != rate else None
-            )
+        settings = DetectorSettings(
+            rate=rate,
+            threshold=threshold,
+            prefix_padding_ms=prefix,
+            silence_duration_ms=silence,
+            position_ms=self._buffer_start_ms + self.buffered_ms,
+        )
+        if not self._detector_on or self._detector_rate != rate:
+            self._detector_on = True
             self._detector_rate = rate
-            self._detector = TurnDetector(
-                scorer,
-                threshold=threshold,
-                prefix_padding_ms=prefix,
-                silence_duration_ms=silence,
-            )
-            self._detector.skip(position)
+            self._detector_generation += 1
+            self._detect(DetectorOp("start", settings=settings))
         else:
-            detector.configure(
-                threshold=threshold,
-                prefix_padding_ms=prefix,
-                silence_duration_ms=silence,
-            )
+            self._detect(DetectorOp("configure", settings=settings))
+
+    def _detect(self, op: DetectorOp) -> None:
+        """Apply a turn detection op here, or hand it to the driver."""
+        if self.vad_offload:
+            self._actions.append(DetectSpeech(self._detector_generation, op))
+            return
+        self._turn_events(self._detector.apply(op))
+
+    def _reset_detector(self) -> None:
+        if self._detector_on:
+            self._detector_generation += 1
+            self._detect(DetectorOp("reset"))
+
+    def _turn_events(self, events: list[TurnEvent]) -> None:
+        for turn in events:
+            if turn.kind == "started":
+                self._speech_started(turn.ms)
+            else:
+                self._speech_stopped(turn.ms)
 
     def _append(self, data: str) -> None:
         try:
@@ -794,15 +877,9 @@ class Session:
         if self._detector_stale:
             self._configure_detector()  # before the buffer grows: it sets the timeline
         self._buffer += raw
-        if self._detector is not None:
+        if self._detector_on:
             pcm, _ = audio.to_pcm16(raw, fmt)
-            if self._resampler is not None:
-                pcm = self._resampler.process(pcm)
-            for turn in self._detector.feed(pcm):
-                if turn.kind == "started":
-                    self._speech_started(turn.ms)
-                else:
-                    self._speech_stopped(turn.ms)
+            self._detect(DetectorOp("feed", pcm16=pcm))
 
     def _commit_manual(self) -> None:
         ms = self.buffered_ms
@@ -817,8 +894,7 @@ class Session:
         data = bytes(self._buffer)
         self._buffer.clear()
         self._buffer_start_ms += ms
-        if self._detector is not None:
-            self._detector.reset()
+        self._reset_detector()
         item_id = self._speech_item_id or self._ids.new("item_", self._now)
         self._speech_item_id = None
         self._commit(data, item_id)
@@ -849,8 +925,7 @@ class Session:
         ms = self.buffered_ms
         self._buffer.clear()
         self._buffer_start_ms += ms
-        if self._detector is not None:
-            self._detector.reset()
+        self._reset_detector()
         self._speech_item_id = None
         self._emit(InputAudioBufferClearedEvent(event_id=self._event_id()))
 

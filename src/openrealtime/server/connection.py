@@ -38,8 +38,13 @@ The engine's actions run here:
 * ``StartResponse``: a task iterates the responder and reports each chunk;
 * ``CancelResponse``: that task is cancelled (the engine already sent
   ``response.done`` with status ``cancelled``);
-* ``Transcribe``: the configured transcriber runs in a thread, or the item
-  fails with a clear message when there is none;
+* ``DetectSpeech`` (a session made with ``vad_offload=True``): the op goes
+  to the session's lane of the voice pool (:mod:`openrealtime.voice.compute`),
+  which scores the audio on a worker and reports the turn events back;
+* ``Transcribe``: the configured transcriber runs in the voice pool (or a
+  thread when there is none), or the item fails with a clear message when
+  there is no transcriber or the audio is longer than
+  ``max_transcription_seconds``;
 * ``Close``: the frames already queued are sent, then the close frame.
 
 The engine's one timer (session expiry, idle timeout) is a ``loop.call_at``,
@@ -61,12 +66,15 @@ from openrealtime.server.metrics import Metrics, client_event_type, server_event
 from openrealtime.session import (
     CancelResponse,
     Close,
+    DetectSpeech,
     ResponseRequest,
     Session,
     StartResponse,
     Transcribe,
 )
+from openrealtime.turns import SpeechDetector, TurnEvent
 from openrealtime.voice.asr import UnsupportedLanguage
+from openrealtime.voice.compute import Lane, VadLane, VoicePool
 
 
 __all__ = [
@@ -95,6 +103,18 @@ class EventObserver(Protocol):
 #: Seconds a response waits for pending transcripts of the user's turn.
 TRANSCRIPT_WAIT = 10.0
 
+#: Client frames held, at most, while turn detection catches up.
+MAX_HELD = 1024
+
+#: The most audio one transcription takes, by default (seconds).
+MAX_TRANSCRIPTION_SECONDS = 120.0
+
+#: The failure reported for a commit longer than the transcription cap.
+TOO_LONG = (
+    "Audio of {seconds:.1f} seconds is longer than {limit:g} seconds, the most "
+    "this server transcribes at once."
+)
+
 
 class Transcriber(Protocol):
     """Turns one utterance of PCM16 audio into text (run in a thread).
@@ -107,6 +127,10 @@ class Transcriber(Protocol):
     ) -> Iterator[str]:
         """Yield text deltas whose concatenation is the transcript."""
         ...
+
+
+def _is_append(data: str | bytes) -> bool:
+    return client_event_type(data) == "input_audio_buffer.append"
 
 
 class Connection:
@@ -127,6 +151,11 @@ class Connection:
         debug: log every event at DEBUG, with its direction.
         high_water: frames queued before :meth:`drain` waits for the writer.
         clock: seconds since the epoch, the engine's time.
+        voice: the voice pool that runs turn detection (of a session made
+            with ``vad_offload=True``) and transcription; ``None``: detection
+            runs here, inline, and transcription on a thread.
+        max_transcription_seconds: longer audio is not transcribed (the
+            item's transcription fails with a clear message); ``None``: no cap.
 
     Raises:
         TypeError: neither ``send_text`` and ``close`` nor ``write`` and
@@ -148,6 +177,8 @@ class Connection:
         debug: bool = False,
         high_water: int = 256,
         clock: Callable[[], float] = time.time,
+        voice: VoicePool | None = None,
+        max_transcription_seconds: float | None = MAX_TRANSCRIPTION_SECONDS,
     ) -> None:
         if write is not None and write_close is not None:
             send_text = close = None
@@ -181,6 +212,17 @@ class Connection:
         self._holding = False
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._transcriptions: set[asyncio.Task[None]] = set()
+        self._voice = voice
+        self._max_transcription_seconds = max_transcription_seconds
+        self._vad: VadLane | None = None
+        self._inline_detector: SpeechDetector | None = None
+        self._asr_lane: Lane | None = None
+        # Client frames that wait for turn detection to catch up: a commit,
+        # a clear or an update must see the events of the audio before it.
+        self._held: collections.deque[str | bytes] = collections.deque()
+        self._held_drained = asyncio.Event()
+        self._held_drained.set()
+        self._held_overflow = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._closing = False
@@ -231,6 +273,8 @@ class Connection:
         self._closing = True
         self._closed.set()
         self._drained.set()
+        self._held.clear()
+        self._held_drained.set()
 
     async def aclose(self) -> None:
         """Stop everything: responders, transcriptions, the timer, the writer.
@@ -239,6 +283,8 @@ class Connection:
         """
         self._closing = True
         self._cancel_timer()
+        if self._vad is not None:
+            self._vad.close()
         tasks = [*self._tasks.values(), *self._transcriptions]
         if self._writer is not None:
             tasks.append(self._writer)
@@ -248,15 +294,37 @@ class Connection:
         self._transcriptions.clear()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        self._held.clear()
+        self._held_drained.set()
         self._drained.set()
         self._closed.set()
 
     # --- Input -----------------------------------------------------------------------
 
     def receive_text(self, data: str | bytes) -> None:
-        """Feed one text frame to the engine and queue what it produced."""
+        """Feed one text frame to the engine and queue what it produced.
+
+        While offloaded turn detection is behind, every frame but an append
+        waits (in order) until the events of the audio before it are in.
+        """
         if self._closing:
             return
+        if self._held or (self._vad_busy() and not _is_append(data)):
+            if len(self._held) < MAX_HELD:
+                self._held.append(data)
+                self._held_drained.clear()
+                return
+            if not self._held_overflow:
+                self._held_overflow = True
+                logger.warning(
+                    "%s: %d frames wait for turn detection; feeding the rest "
+                    "without waiting",
+                    self.session.config.id,
+                    MAX_HELD,
+                )
+        self._receive_now(data)
+
+    def _receive_now(self, data: str | bytes) -> None:
         if self._observing:
             self._observe("<", data)
         self.session.receive_text(data, self._clock())
@@ -294,6 +362,10 @@ class Connection:
     async def drain(self) -> None:
         """Wait while more than ``high_water`` frames wait to be sent, or
         while the synchronous transport paused writing."""
+        if not self._held_drained.is_set():
+            # Backpressure: read nothing more while frames wait for VAD (set
+            # again when the connection closes).
+            await self._held_drained.wait()
         if self._write_now is not None:
             while not self._drained.is_set() and not self._closed.is_set():
                 await self._drained.wait()
@@ -352,6 +424,8 @@ class Connection:
                             task.cancel()
                     case Transcribe():
                         self._transcribe(action)
+                    case DetectSpeech():
+                        self._detect(action)
                     case Close():
                         self._begin_close(action)
         self._arm_timer()
@@ -387,6 +461,8 @@ class Connection:
         self._closing = True
         self.close_code = close.code
         self.close_reason = close.reason
+        self._held.clear()
+        self._held_drained.set()
         self._cancel_timer()
         for task in self._tasks.values():
             task.cancel()
@@ -427,6 +503,8 @@ class Connection:
 
     def _send_failed(self, exc: Exception) -> None:
         logger.debug("send failed: %r", exc)
+        self._held.clear()
+        self._held_drained.set()
         self._closing = True
         self._drained.set()
         self._closed.set()
@@ -520,11 +598,69 @@ class Connection:
         if not self._closing:
             self._pump()
 
+    # --- Turn detection ---------------------------------------------------------------
+
+    def _detect(self, action: DetectSpeech) -> None:
+        if self._closing:
+            return
+        if self._voice is None:
+            # No pool: the engine's work, done here (as the engine would).
+            if self._inline_detector is None:
+                self._inline_detector = SpeechDetector(self.session.scorer_factory)
+            events = self._inline_detector.apply(action.op)
+            if events:
+                self.session.speech_detected(action.generation, events)
+            return
+        if self._vad is None:
+            self._vad = self._voice.vad_lane(
+                self.session.scorer_factory, self._speech_detected
+            )
+        self._vad.submit(action.generation, action.op)
+
+    def _speech_detected(
+        self, results: list[tuple[int, list[TurnEvent]]], exc: BaseException | None
+    ) -> None:
+        if self._closing:
+            return
+        if exc is not None:
+            logger.error(
+                "%s: turn detection failed: %r",
+                self.session.config.id,
+                exc,
+                exc_info=exc,
+            )
+        for generation, events in results:
+            self.session.speech_detected(generation, events)
+        self._pump()
+        self._release_held()
+
+    def _release_held(self) -> None:
+        """Feed the frames held while turn detection was behind, in order."""
+        held = self._held
+        while held and not self._closing:
+            if self._vad_busy() and not _is_append(held[0]):
+                return
+            self._receive_now(held.popleft())
+        if not held:
+            self._held_drained.set()
+
+    def _vad_busy(self) -> bool:
+        return self._vad is not None and self._vad.busy
+
     # --- Transcription ---------------------------------------------------------------
 
     def _transcribe(self, action: Transcribe) -> None:
         if self._transcriber is None:
             self.session.transcription_failed(action.item_id, NO_TRANSCRIBER)
+            return
+        seconds = len(action.pcm16) / 2 / action.rate
+        limit = self._max_transcription_seconds
+        if limit is not None and seconds > limit:
+            self.session.transcription_failed(
+                action.item_id,
+                TOO_LONG.format(seconds=seconds, limit=limit),
+                code="audio_too_long",
+            )
             return
         task = self._loop.create_task(self._run_transcriber(self._transcriber, action))
         self._transcriptions.add(task)
@@ -546,7 +682,19 @@ class Connection:
             )
 
         try:
-            deltas = await asyncio.to_thread(run)
+            if self._voice is not None:
+                if self._asr_lane is None:
+                    self._asr_lane = self._voice.transcription_lane(transcriber)
+                deltas = await self._voice.transcribe(
+                    self._asr_lane,
+                    transcriber,
+                    action.pcm16,
+                    action.rate,
+                    language=settings.language,
+                    prompt=settings.prompt,
+                )
+            else:
+                deltas = await asyncio.to_thread(run)
         except UnsupportedLanguage as exc:
             # A setting the engine cannot honour: say so, as a failed transcript.
             if not self._closing:

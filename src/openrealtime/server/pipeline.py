@@ -21,6 +21,7 @@ so embedding the app costs nothing unless asked.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import logging
 import os
@@ -134,9 +135,9 @@ class Pipeline:
             return None
         from openrealtime.voice import vad
 
-        if name == "silero":
-            return lambda rate: vad.SileroScorer()
-        return lambda rate: vad.WebRtcScorer()
+        # A partial of a module function, not a lambda: the voice pool's
+        # worker processes get it pickled.
+        return functools.partial(vad.make_scorer, name)
 
     def transcriber(self) -> Any:
         """The recognizer shared by all sessions, or ``None``."""

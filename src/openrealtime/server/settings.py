@@ -175,6 +175,16 @@ class Settings:
             and machine) instead of this process's memory.
         scorer_factory: makes the turn detection scorer of each session for
             an input rate (``None``: the engine's energy detector).
+        voice_workers: workers of each group of the process's voice pool
+            (turn detection, transcription, synthesis streaming; see
+            :mod:`openrealtime.voice.compute`); ``None``: the number of CPUs
+            (or ``OPENREALTIME_VOICE_WORKERS``). Only the first server of a
+            process sizes it.
+        voice_offload: run turn detection and transcription in the voice
+            pool, never on the event loop (``False``: on the loop, inline,
+            as the engine alone does; for tests and measurements).
+        max_transcription_seconds: longer committed audio is not transcribed:
+            its transcription fails (``audio_too_long``) at once; ``None``: no cap.
     """
 
     host: str = "127.0.0.1"
@@ -196,6 +206,9 @@ class Settings:
     pipeline: Pipeline | None = None
     redis_url: str | None = None
     scorer_factory: Callable[[int], FrameScorer] | None = None
+    voice_workers: int | None = None
+    voice_offload: bool = True
+    max_transcription_seconds: float | None = 120.0
 
     def __post_init__(self) -> None:
         if self.pipeline is not None:

@@ -1,0 +1,679 @@
+"""Voice compute off the event loop: a bounded pool, fair between sessions.
+
+Theory of operation
+-------------------
+Turn detection (Silero, WebRTC, energy), transcription (PocketSphinx, or
+any :class:`~openrealtime.voice.asr.Transcriber`) and speech synthesis are
+CPU work that must never run on a server's event loop: one session's 11 MiB
+append or 10 MiB commit would freeze every other session. A
+:class:`VoicePool` runs them on workers, in three groups:
+
+* ``vad``: worker **processes** (Silero and PocketSphinx hold the GIL for
+  the whole of each call, so threads would still stall the loop: see
+  ``bench/README.md``, "Voice compute"). A session's detector keeps state
+  from frame to frame (Silero's recurrent state, partial frames, the
+  resampler), so each session is pinned to one worker, the least loaded
+  when it first needs one, and its ops run there in order;
+* ``asr``: worker processes for transcription, any worker for any job;
+* ``io``: threads, for work that waits rather than computes (streaming
+  espeak-ng's output, which runs in a subprocess of its own) and for
+  engines that cannot be sent to a process (not picklable).
+
+Every group is bounded (``workers`` each; by default the number of CPUs)
+and fair: work is queued per *lane* (one session's work of one kind), a
+lane has at most one job in flight, and free workers take lanes round-robin,
+so a session that queues a lot waits for its own work, not others for it.
+A big VAD feed is cut into jobs of at most :data:`VAD_JOB_SECONDS` of audio,
+so it takes its turns with the others instead of holding a worker.
+
+Worker processes run at a lower priority (``nice`` +:data:`WORKER_NICE`):
+when the CPUs are saturated, the event loop still gets the CPU it needs to
+answer every session at once.
+
+A job whose session ended is cancelled: if it has not started it is
+dropped; if it runs, the engine stops at its next :func:`checkpoint` (which
+PocketSphinx calls between one-second chunks) and the worker is free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import functools
+import itertools
+import logging
+import multiprocessing
+import os
+import pickle
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Final, Literal
+
+from openrealtime.turns import DetectorOp, FrameScorer, SpeechDetector, TurnEvent
+
+
+__all__ = [
+    "CANCEL_GRACE_SECONDS",
+    "JobCancelled",
+    "Lane",
+    "VAD_JOB_SECONDS",
+    "VadLane",
+    "VoicePool",
+    "WORKER_NICE",
+    "checkpoint",
+    "default_pool",
+]
+
+logger = logging.getLogger("openrealtime.voice")
+
+#: Most audio, in seconds at the input rate, that one VAD job scores.
+VAD_JOB_SECONDS: Final = 0.5
+#: Niceness added to worker processes (the event loop keeps priority).
+WORKER_NICE: Final = 5
+#: Seconds a cancelled transcription may run on before its worker process
+#: is ended (and replaced), freeing the CPU.
+CANCEL_GRACE_SECONDS: Final = 0.25
+
+GroupName = Literal["vad", "asr", "io"]
+
+
+class JobCancelled(Exception):
+    """The job was cancelled (its session ended) and stopped at a checkpoint."""
+
+
+# --- Inside a worker (process or thread) ---------------------------------------
+
+_local = threading.local()
+_cancelled_job: Any = None  # a shared RawValue('q') in a worker process
+_detectors: dict[int, SpeechDetector] = {}
+
+
+def checkpoint() -> None:
+    """Raise :class:`JobCancelled` if the job running here was cancelled.
+
+    Engines call it between pieces of work (PocketSphinx: every second of
+    audio); outside a pool job it does nothing.
+    """
+    check: Callable[[], bool] | None = getattr(_local, "check", None)
+    if check is not None and check():
+        raise JobCancelled
+
+
+def _init_process(cancelled: Any) -> None:
+    global _cancelled_job
+    _cancelled_job = cancelled
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICE)
+
+
+def _run_in_process(job_id: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    cancelled = _cancelled_job
+    _local.check = lambda: cancelled is not None and cancelled.value == job_id
+    try:
+        return fn(*args)
+    finally:
+        _local.check = None
+
+
+def _run_in_thread(
+    event: threading.Event, fn: Callable[..., Any], args: tuple[Any, ...]
+) -> Any:
+    _local.check = event.is_set
+    try:
+        return fn(*args)
+    finally:
+        _local.check = None
+
+
+def _detect(
+    key: int,
+    factory: Callable[[int], FrameScorer],
+    ops: Sequence[tuple[int, DetectorOp]],
+) -> list[tuple[int, list[TurnEvent]]]:
+    """Apply ops to the detector of lane ``key``; events by generation."""
+    detector = _detectors.get(key)
+    if detector is None:
+        detector = _detectors[key] = SpeechDetector(factory)
+    out: list[tuple[int, list[TurnEvent]]] = []
+    for generation, op in ops:
+        events = detector.apply(op)
+        if events:
+            out.append((generation, events))
+    return out
+
+
+def _forget(key: int) -> None:
+    _detectors.pop(key, None)
+
+
+def _transcribe(
+    transcriber: Any, pcm16: bytes, rate: int, language: str | None, prompt: str | None
+) -> list[str]:
+    deltas: list[str] = []
+    for delta in transcriber.transcribe(pcm16, rate, language=language, prompt=prompt):
+        deltas.append(delta)
+        checkpoint()
+    return deltas
+
+
+# --- The scheduler (on the server's side) -------------------------------------
+
+_job_ids = itertools.count(1)
+_lane_ids = itertools.count(1)
+
+
+class _Job:
+    __slots__ = ("args", "cancel_event", "fn", "id", "on_done", "started")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        on_done: Callable[[concurrent.futures.Future[Any]], None],
+    ) -> None:
+        self.id = next(_job_ids)
+        self.fn = fn
+        self.args = args
+        self.on_done = on_done
+        self.started = False
+        self.cancel_event = threading.Event()
+
+
+class Lane:
+    """One session's queue of one kind of work: one job in flight at a time."""
+
+    def __init__(self, group: _Group, worker: int | None) -> None:
+        self.id = next(_lane_ids)
+        self.group = group
+        self.worker = worker
+        self.jobs: collections.deque[_Job] = collections.deque()
+        self.running: _Job | None = None
+        self.closed = False
+
+    def has_work(self) -> bool:
+        return bool(self.jobs)
+
+    def next_job(self) -> _Job | None:
+        return self.jobs.popleft() if self.jobs else None
+
+    def submit(self, job: _Job) -> None:
+        with self.group.lock:
+            self.jobs.append(job)
+            self.group.wake(self)
+
+    def cancel(self, job: _Job) -> None:
+        """Drop the job if queued; stop it at its next checkpoint if running."""
+        with self.group.lock:
+            if job in self.jobs:
+                self.jobs.remove(job)
+                return
+            if self.running is job:
+                self.group.cancel_running(job)
+
+
+class _Group:
+    """N workers (processes or threads), each running one job at a time."""
+
+    def __init__(
+        self,
+        name: GroupName,
+        size: int,
+        *,
+        processes: bool,
+        kill_after: float | None = None,
+    ) -> None:
+        self.name = name
+        self.size = size
+        self.processes = processes
+        #: Seconds a cancelled job may run on before its process is ended
+        #: (``None``: never; the ``vad`` group's workers hold sessions' state).
+        self.kill_after = kill_after if processes else None
+        self.lock = threading.Lock()
+        self._executors: list[concurrent.futures.Executor | None] = [None] * size
+        self._running: list[_Job | None] = [None] * size
+        self._pinned = [0] * size
+        self._cancelled: list[Any] = [None] * size
+        self._ready: collections.deque[Lane] = collections.deque()
+        self._shutdown = False
+
+    # Called with the lock held.
+
+    def wake(self, lane: Lane) -> None:
+        if lane.running is None and lane not in self._ready and lane.has_work():
+            self._ready.append(lane)
+        self._dispatch()
+
+    def cancel_running(self, job: _Job) -> None:
+        job.cancel_event.set()
+        for i, running in enumerate(self._running):
+            if running is job and self._cancelled[i] is not None:
+                self._cancelled[i].value = job.id
+                if self.kill_after is not None:
+                    timer = threading.Timer(self.kill_after, self._kill, (i, job))
+                    timer.daemon = True
+                    timer.start()
+
+    def _kill(self, i: int, job: _Job) -> None:
+        """End worker ``i`` if it still runs the cancelled ``job``.
+
+        For engines that do not reach a :func:`checkpoint` soon (one long
+        native call): the worker dies, the pool starts a fresh one.
+        """
+        with self.lock:
+            if self._running[i] is not job:
+                return
+            executor = self._executors[i]
+            processes = getattr(executor, "_processes", None) or {}
+            for process in list(processes.values()):
+                logger.info(
+                    "ending voice worker %s-%d: its job was cancelled", self.name, i
+                )
+                process.kill()
+
+    def pin(self) -> int:
+        worker = min(range(self.size), key=self._pinned.__getitem__)
+        self._pinned[worker] += 1
+        return worker
+
+    def unpin(self, worker: int) -> None:
+        self._pinned[worker] -= 1
+
+    def _executor(self, i: int) -> concurrent.futures.Executor:
+        executor = self._executors[i]
+        if executor is None:
+            if self.processes:
+                context = multiprocessing.get_context("forkserver")
+                cancelled = context.RawValue("q", 0)
+                self._cancelled[i] = cancelled
+                executor = concurrent.futures.ProcessPoolExecutor(
+                    1,
+                    mp_context=context,
+                    initializer=_init_process,
+                    initargs=(cancelled,),
+                )
+            else:
+                executor = concurrent.futures.ThreadPoolExecutor(
+                    1, thread_name_prefix=f"openrealtime-{self.name}-{i}"
+                )
+            self._executors[i] = executor
+        return executor
+
+    def _dispatch(self) -> None:
+        if self._shutdown:
+            return
+        for i in range(self.size):
+            if self._running[i] is not None:
+                continue
+            for lane in self._ready:
+                if lane.worker is None or lane.worker == i:
+                    break
+            else:
+                continue
+            self._ready.remove(lane)
+            job = lane.next_job()
+            if job is None:  # pragma: no cover - only lanes with work are ready
+                continue
+            lane.running = job
+            self._running[i] = job
+            job.started = True
+            executor = self._executor(i)
+            try:
+                if self.processes:
+                    future = executor.submit(_run_in_process, job.id, job.fn, job.args)
+                else:
+                    future = executor.submit(
+                        _run_in_thread, job.cancel_event, job.fn, job.args
+                    )
+            except Exception as exc:  # a broken process pool
+                future = concurrent.futures.Future()
+                future.set_exception(exc)
+                self._done(i, lane, job, future)
+                job.on_done(future)
+                continue
+            future.add_done_callback(functools.partial(self._finished, i, lane, job))
+
+    def _done(
+        self,
+        i: int,
+        lane: Lane,
+        job: _Job,
+        future: concurrent.futures.Future[Any],
+    ) -> None:
+        self._running[i] = None
+        lane.running = None
+        exc = None if future.cancelled() else future.exception()
+        if isinstance(exc, BrokenProcessPool):
+            # The worker died (killed, out of memory): start a fresh one. The
+            # detectors pinned there are lost; their sessions' next ops fail.
+            logger.error("voice worker %s-%d died; restarting it", self.name, i)
+            executor = self._executors[i]
+            self._executors[i] = None
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+        if lane.has_work() and not lane.closed and lane not in self._ready:
+            self._ready.append(lane)
+
+    # Called from an executor's thread.
+
+    def _finished(
+        self,
+        i: int,
+        lane: Lane,
+        job: _Job,
+        future: concurrent.futures.Future[Any],
+    ) -> None:
+        with self.lock:
+            self._done(i, lane, job, future)
+            self._dispatch()
+        job.on_done(future)
+
+    def shutdown(self) -> None:
+        with self.lock:
+            self._shutdown = True
+            executors = [e for e in self._executors if e is not None]
+            self._executors = [None] * self.size
+        for executor in executors:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _deliver(
+    loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any
+) -> None:
+    """Run ``callback(*args)`` on ``loop``, unless that loop has closed."""
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+        loop.call_soon_threadsafe(callback, *args)
+
+
+def _picklable(obj: object) -> bool:
+    try:
+        pickle.dumps(obj)
+    except Exception:
+        return False
+    return True
+
+
+class VadLane:
+    """Turn detection of one session on a pinned worker.
+
+    :meth:`submit` takes the engine's ops in order; a ``feed`` longer than
+    :data:`VAD_JOB_SECONDS` is cut into pieces, and one job takes pending
+    ops up to that much audio. Results come back on the event loop, one call
+    of ``on_results(events, error)`` per job: the events by generation, or
+    the exception the job raised. :attr:`busy` says whether any op submitted
+    has not been reported yet.
+    """
+
+    def __init__(
+        self,
+        group: _Group,
+        factory: Callable[[int], FrameScorer],
+        on_results: Callable[
+            [list[tuple[int, list[TurnEvent]]], BaseException | None], None
+        ],
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        with group.lock:
+            worker = group.pin()
+        self._lane = Lane(group, worker)
+        self._lane.has_work = self._has_work  # type: ignore[method-assign]
+        self._lane.next_job = self._next_job  # type: ignore[method-assign]
+        self._factory = factory
+        self._on_results = on_results
+        self._ops: collections.deque[tuple[int, DetectorOp]] = collections.deque()
+        self._rate = 24000
+        self._forget = False
+        # On the loop: ops submitted, and ops whose job's results arrived.
+        self._submitted = 0
+        self._settled = 0
+
+    @property
+    def busy(self) -> bool:
+        """Whether some submitted op has not been reported back yet."""
+        return self._settled < self._submitted
+
+    def submit(self, generation: int, op: DetectorOp) -> None:
+        """Queue one op of the engine's :class:`~openrealtime.session.DetectSpeech`."""
+        group = self._lane.group
+        with group.lock:
+            if self._lane.closed:
+                return
+            self._submitted += 1
+            self._ops.append((generation, op))
+            group.wake(self._lane)
+
+    @property
+    def pending_ops(self) -> int:
+        """Ops waiting for a worker."""
+        return len(self._ops)
+
+    def close(self) -> None:
+        """Drop what is queued and free the detector on its worker."""
+        group = self._lane.group
+        with group.lock:
+            if self._lane.closed:
+                return
+            self._ops.clear()
+            self._lane.closed = True
+            self._forget = True
+            assert self._lane.worker is not None
+            group.unpin(self._lane.worker)
+            group.wake(self._lane)
+
+    # With the group's lock held.
+
+    def _has_work(self) -> bool:
+        return bool(self._ops) or self._forget
+
+    def _next_job(self) -> _Job | None:
+        if not self._ops:
+            if not self._forget:  # pragma: no cover - only lanes with work are ready
+                return None
+            self._forget = False
+            return _Job(_forget, (self._lane.id,), lambda future: None)
+        budget = max(2, int(self._rate * VAD_JOB_SECONDS) * 2)
+        taken: list[tuple[int, DetectorOp]] = []
+        whole = 0  # ops taken entirely (a feed cut in two counts at its end)
+        while self._ops and budget > 0:
+            generation, op = self._ops[0]
+            if op.kind != "feed":
+                taken.append(self._ops.popleft())
+                whole += 1
+                if op.settings is not None:
+                    self._rate = op.settings.rate
+                    budget = max(2, int(self._rate * VAD_JOB_SECONDS) * 2)
+                continue
+            if len(op.pcm16) <= budget:
+                taken.append(self._ops.popleft())
+                whole += 1
+                budget -= len(op.pcm16)
+                continue
+            cut = budget - budget % 2
+            taken.append((generation, DetectorOp("feed", pcm16=op.pcm16[:cut])))
+            self._ops[0] = (generation, DetectorOp("feed", pcm16=op.pcm16[cut:]))
+            budget = 0
+        return _Job(
+            _detect,
+            (self._lane.id, self._factory, taken),
+            functools.partial(self._done, whole),
+        )
+
+    # On an executor's thread.
+
+    def _done(self, whole: int, future: concurrent.futures.Future[Any]) -> None:
+        if future.cancelled():
+            results: list[tuple[int, list[TurnEvent]]] = []
+            exc: BaseException | None = None
+        else:
+            exc = future.exception()
+            results = [] if exc is not None else future.result()
+        _deliver(self._loop, self._settle, whole, results, exc)
+
+    # On the loop.
+
+    def _settle(
+        self,
+        whole: int,
+        results: list[tuple[int, list[TurnEvent]]],
+        exc: BaseException | None,
+    ) -> None:
+        self._settled += whole
+        self._on_results(results, exc)
+
+
+class VoicePool:
+    """The workers of voice compute, shared by every session of a process.
+
+    Args:
+        workers: workers of each group (``vad``, ``asr``, ``io``); ``None``
+            is the number of CPUs.
+        processes: run ``vad`` and ``asr`` in worker processes (the
+            default); ``False`` runs them on threads (for engines that
+            release the GIL, or to measure the difference).
+    """
+
+    def __init__(self, workers: int | None = None, *, processes: bool = True) -> None:
+        size = workers if workers is not None else (os.cpu_count() or 1)
+        if size < 1:
+            raise ValueError("a voice pool needs at least one worker")
+        self.workers = size
+        self.processes = processes
+        self._groups: dict[GroupName, _Group] = {
+            "vad": _Group("vad", size, processes=processes),
+            "asr": _Group(
+                "asr", size, processes=processes, kill_after=CANCEL_GRACE_SECONDS
+            ),
+            "io": _Group("io", size, processes=False),
+        }
+
+    def vad_lane(
+        self,
+        factory: Callable[[int], FrameScorer],
+        on_results: Callable[
+            [list[tuple[int, list[TurnEvent]]], BaseException | None], None
+        ],
+    ) -> VadLane:
+        """A session's turn detection (call on the session's event loop).
+
+        A ``factory`` that cannot be pickled runs on threads.
+        """
+        group = self._groups["vad"]
+        if group.processes and not _picklable(factory):
+            group = self._groups["io"]
+        return VadLane(group, factory, on_results)
+
+    def lane(self, group: GroupName) -> Lane:
+        """A new lane (one session's queue) in ``group``."""
+        return Lane(self._groups[group], None)
+
+    async def run(self, lane: Lane, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` in ``lane`` when its turn comes; return its result.
+
+        Cancelling the caller drops the job, or stops it at its next
+        :func:`checkpoint` and frees the worker.
+        """
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[Any] = loop.create_future()
+
+        def settle(future: concurrent.futures.Future[Any]) -> None:
+            if result.done():
+                return
+            if future.cancelled():
+                result.cancel()
+            elif (exc := future.exception()) is not None:
+                result.set_exception(exc)
+            else:
+                result.set_result(future.result())
+
+        job = _Job(fn, args, lambda future: _deliver(loop, settle, future))
+        lane.submit(job)
+        try:
+            return await result
+        except asyncio.CancelledError:
+            lane.cancel(job)
+            raise
+
+    async def transcribe(
+        self,
+        lane: Lane | None,
+        transcriber: Any,
+        pcm16: bytes,
+        rate: int,
+        *,
+        language: str | None,
+        prompt: str | None,
+    ) -> list[str]:
+        """Transcribe one utterance in the session's ``asr`` lane.
+
+        A transcriber that cannot be pickled runs on the ``io`` threads.
+        Pass the lane from :meth:`transcription_lane` (``None``: a new one).
+        """
+        if lane is None:
+            lane = self.transcription_lane(transcriber)
+        deltas: list[str] = await self.run(
+            lane, _transcribe, transcriber, pcm16, rate, language, prompt
+        )
+        return deltas
+
+    def transcription_lane(self, transcriber: Any) -> Lane:
+        """The lane a session's transcriptions go through."""
+        group: GroupName = "asr"
+        if self._groups["asr"].processes and not _picklable(transcriber):
+            group = "io"
+        return self.lane(group)
+
+    def executor(self) -> concurrent.futures.Executor:
+        """An executor over one new ``io`` lane (a session's synthesis)."""
+        return LaneExecutor(self.lane("io"))
+
+    def shutdown(self) -> None:
+        """Stop every worker (running jobs are abandoned)."""
+        for group in self._groups.values():
+            group.shutdown()
+
+
+class LaneExecutor(concurrent.futures.Executor):
+    """``loop.run_in_executor`` over a lane: one step at a time, fair."""
+
+    def __init__(self, lane: Lane) -> None:
+        self._lane = lane
+
+    def submit(
+        self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[Any]:
+        outer: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def settle(future: concurrent.futures.Future[Any]) -> None:
+            if future.cancelled():
+                outer.cancel()
+            elif (exc := future.exception()) is not None:
+                outer.set_exception(exc)
+            else:
+                outer.set_result(future.result())
+
+        call = functools.partial(fn, *args, **kwargs) if kwargs else fn
+        self._lane.submit(_Job(call, args if not kwargs else (), settle))
+        return outer
+
+
+_default: VoicePool | None = None
+_default_lock = threading.Lock()
+
+
+def default_pool(workers: int | None = None) -> VoicePool:
+    """The process's voice pool, made on first use.
+
+    ``workers`` (or ``OPENREALTIME_VOICE_WORKERS``) sizes it when it is
+    made; later calls return the same pool.
+    """
+    global _default
+    with _default_lock:
+        if _default is None:
+            if workers is None and (
+                env := os.environ.get("OPENREALTIME_VOICE_WORKERS")
+            ):
+                workers = int(env)
+            _default = VoicePool(workers)
+        return _default
