@@ -47,6 +47,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -236,15 +237,31 @@ class _Group:
         self._running: list[_Job | None] = [None] * size
         self._pinned = [0] * size
         self._cancelled: list[Any] = [None] * size
+        self._killed = [False] * size
         self._ready: collections.deque[Lane] = collections.deque()
         self._shutdown = False
+        # Dispatching and finishing happen on one scheduler thread: never on
+        # the event loop (starting a process takes a while) and never in an
+        # executor's own callback thread (calling the executor from there
+        # can deadlock it).
+        self._events: queue.SimpleQueue[
+            tuple[int, Lane, _Job, concurrent.futures.Future[Any]] | None
+        ] = queue.SimpleQueue()
+        self._scheduler: threading.Thread | None = None
 
     # Called with the lock held.
 
     def wake(self, lane: Lane) -> None:
         if lane.running is None and lane not in self._ready and lane.has_work():
             self._ready.append(lane)
-        self._dispatch()
+            if self._scheduler is None:
+                self._scheduler = threading.Thread(
+                    target=self._schedule,
+                    name=f"openrealtime-{self.name}-scheduler",
+                    daemon=True,
+                )
+                self._scheduler.start()
+            self._events.put(None)
 
     def cancel_running(self, job: _Job) -> None:
         job.cancel_event.set()
@@ -267,10 +284,8 @@ class _Group:
                 return
             executor = self._executors[i]
             processes = getattr(executor, "_processes", None) or {}
+            self._killed[i] = True
             for process in list(processes.values()):
-                logger.info(
-                    "ending voice worker %s-%d: its job was cancelled", self.name, i
-                )
                 process.kill()
 
     def pin(self) -> int:
@@ -281,25 +296,53 @@ class _Group:
     def unpin(self, worker: int) -> None:
         self._pinned[worker] -= 1
 
-    def _executor(self, i: int) -> concurrent.futures.Executor:
-        executor = self._executors[i]
-        if executor is None:
-            if self.processes:
-                context = multiprocessing.get_context("forkserver")
-                cancelled = context.RawValue("q", 0)
-                self._cancelled[i] = cancelled
-                executor = concurrent.futures.ProcessPoolExecutor(
+    def _new_executor(self, i: int) -> tuple[concurrent.futures.Executor, Any]:
+        if self.processes:
+            context = multiprocessing.get_context("forkserver")
+            # Workers fork from a server process that imported these once.
+            context.set_forkserver_preload(["openrealtime.voice.compute", "numpy"])
+            cancelled = context.RawValue("q", 0)
+            executor: concurrent.futures.Executor = (
+                concurrent.futures.ProcessPoolExecutor(
                     1,
                     mp_context=context,
                     initializer=_init_process,
                     initargs=(cancelled,),
                 )
-            else:
-                executor = concurrent.futures.ThreadPoolExecutor(
-                    1, thread_name_prefix=f"openrealtime-{self.name}-{i}"
-                )
+            )
+            return executor, cancelled
+        executor = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix=f"openrealtime-{self.name}-{i}"
+        )
+        return executor, None
+
+    def _executor(self, i: int) -> concurrent.futures.Executor:
+        executor = self._executors[i]
+        if executor is None:
+            executor, self._cancelled[i] = self._new_executor(i)
             self._executors[i] = executor
         return executor
+
+    def warm(self) -> None:
+        """Start every worker now, without holding the lock while they start
+        (so the first jobs do not wait for processes to be made)."""
+        for i in range(self.size):
+            with self.lock:
+                if self._executors[i] is not None or self._shutdown:
+                    continue
+            executor, cancelled = self._new_executor(i)
+            try:
+                executor.submit(os.getpid).result()
+            except Exception:  # pragma: no cover - a worker that cannot start
+                logger.exception("voice worker %s-%d did not start", self.name, i)
+                executor.shutdown(wait=False)
+                continue
+            with self.lock:
+                if self._executors[i] is None and not self._shutdown:
+                    self._executors[i] = executor
+                    self._cancelled[i] = cancelled
+                    continue
+            executor.shutdown(wait=False)
 
     def _dispatch(self) -> None:
         if self._shutdown:
@@ -348,7 +391,13 @@ class _Group:
         if isinstance(exc, BrokenProcessPool):
             # The worker died (killed, out of memory): start a fresh one. The
             # detectors pinned there are lost; their sessions' next ops fail.
-            logger.error("voice worker %s-%d died; restarting it", self.name, i)
+            if self._killed[i]:
+                logger.info(
+                    "voice worker %s-%d ended: its job was cancelled", self.name, i
+                )
+            else:
+                logger.error("voice worker %s-%d died; restarting it", self.name, i)
+            self._killed[i] = False
             executor = self._executors[i]
             self._executors[i] = None
             if executor is not None:
@@ -365,10 +414,22 @@ class _Group:
         job: _Job,
         future: concurrent.futures.Future[Any],
     ) -> None:
-        with self.lock:
-            self._done(i, lane, job, future)
-            self._dispatch()
-        job.on_done(future)
+        self._events.put((i, lane, job, future))
+
+    # The scheduler thread.
+
+    def _schedule(self) -> None:
+        while True:
+            event = self._events.get()
+            try:
+                with self.lock:
+                    if event is not None:
+                        self._done(*event)
+                    self._dispatch()
+                if event is not None:
+                    event[2].on_done(event[3])
+            except Exception:  # pragma: no cover - a bug: keep scheduling
+                logger.exception("voice pool %s: scheduling failed", self.name)
 
     def shutdown(self) -> None:
         with self.lock:
@@ -628,6 +689,22 @@ class VoicePool:
         """An executor over one new ``io`` lane (a session's synthesis)."""
         return LaneExecutor(self.lane("io"))
 
+    def warm(self, *, background: bool = True) -> None:
+        """Start the worker processes now (on a thread of their own unless
+        ``background`` is false), not when the first job comes."""
+
+        def run() -> None:
+            for group in self._groups.values():
+                if group.processes:
+                    group.warm()
+
+        if background:
+            threading.Thread(
+                target=run, name="openrealtime-voice-warm", daemon=True
+            ).start()
+        else:
+            run()
+
     def shutdown(self) -> None:
         """Stop every worker (running jobs are abandoned)."""
         for group in self._groups.values():
@@ -676,4 +753,5 @@ def default_pool(workers: int | None = None) -> VoicePool:
             ):
                 workers = int(env)
             _default = VoicePool(workers)
+            _default.warm()
         return _default
