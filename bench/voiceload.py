@@ -71,7 +71,9 @@ async def _open(url: str) -> Any:
 
 async def _update(ws: Any, session: dict[str, Any]) -> None:
     await ws.send(
-        json.dumps({"type": "session.update", "session": {"type": "realtime", **session}})
+        json.dumps(
+            {"type": "session.update", "session": {"type": "realtime", **session}}
+        )
     )
     while json.loads(await ws.recv())["type"] != "session.updated":
         pass
@@ -166,7 +168,9 @@ async def append(url: str, count: int, mib: float, hold: float = 0.0) -> dict[st
     connected ``hold`` seconds (VAD works on it meanwhile)."""
     ws = await _open(url)
     try:
-        await _update(ws, {"audio": {"input": {"turn_detection": {"type": "server_vad"}}}})
+        await _update(
+            ws, {"audio": {"input": {"turn_detection": {"type": "server_vad"}}}}
+        )
         data = base64.b64encode(noise(min(int(mib * 1024 * 1024), APPEND_MAX))).decode()
         frame = json.dumps({"type": "input_audio_buffer.append", "audio": data})
         t0 = time.monotonic()
@@ -200,7 +204,9 @@ async def commit(url: str, mib: float, disconnect: bool) -> dict[str, Any]:
             size = min(left, APPEND_MAX)
             size -= size % 2
             data = base64.b64encode(noise(size, seed)).decode()
-            await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": data}))
+            await ws.send(
+                json.dumps({"type": "input_audio_buffer.append", "audio": data})
+            )
             left -= size
             seed += 1
         await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
@@ -219,7 +225,11 @@ async def commit(url: str, mib: float, disconnect: bool) -> dict[str, Any]:
                         "seconds": round(time.monotonic() - t0, 3),
                     }
             if kind == "error":
-                return {"committed_mib": mib, "outcome": "error", "error": event["error"]}
+                return {
+                    "committed_mib": mib,
+                    "outcome": "error",
+                    "error": event["error"],
+                }
         return {"committed_mib": mib, "outcome": "closed"}
     finally:
         await ws.close()

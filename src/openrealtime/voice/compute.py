@@ -551,9 +551,12 @@ class VadLane:
                 whole += 1
                 budget -= len(op.pcm16)
                 continue
+            # Cut at an even offset; the rest stays queued as a view (no copy
+            # of what is left of a big feed for every piece).
             cut = budget - budget % 2
-            taken.append((generation, DetectorOp("feed", pcm16=op.pcm16[:cut])))
-            self._ops[0] = (generation, DetectorOp("feed", pcm16=op.pcm16[cut:]))
+            view = memoryview(op.pcm16)
+            taken.append((generation, DetectorOp("feed", pcm16=bytes(view[:cut]))))
+            self._ops[0] = (generation, DetectorOp("feed", pcm16=view[cut:]))  # type: ignore[arg-type]
             budget = 0
         return _Job(
             _detect,
