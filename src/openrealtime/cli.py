@@ -24,13 +24,14 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from openrealtime.server import inspector, pipeline
+from openrealtime.server import inspector, pipeline, voice_limits
 from openrealtime.server.settings import (
     REALTIME_MODELS,
     ConfigurationError,
     Settings,
     load_defaults,
 )
+from openrealtime.session import Limits
 from openrealtime.tools.commands import add_commands as add_tool_commands
 
 
@@ -131,6 +132,7 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
         "ASGI app alone); also OPENREALTIME_DRIVER",
     )
     pipeline.add_arguments(serve)
+    voice_limits.add_arguments(serve)
     inspector.add_arguments(serve)
     serve.set_defaults(run=_serve)
 
@@ -171,6 +173,14 @@ def build_settings(
     overrides.update(inspector.settings_overrides(args))
     try:
         overrides.update(
+            voice_limits.settings_overrides(
+                args, os.environ if environ is None else environ, Limits()
+            )
+        )
+    except voice_limits.VoiceLimitError as exc:
+        raise ConfigurationError(str(exc)) from None
+    try:
+        overrides.update(
             pipeline.settings_overrides(
                 args, os.environ if environ is None else environ
             )
@@ -200,6 +210,7 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
     if args.redis_url is not None:
         env["OPENREALTIME_REDIS_URL"] = args.redis_url
     env.update(inspector.settings_env(args))
+    env.update(voice_limits.settings_env(args))
     env.update(pipeline.settings_env(args))
     return env
 

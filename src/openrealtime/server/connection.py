@@ -61,7 +61,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Literal, Protocol
 
+from openrealtime.exceptions import InvalidRequestError
+from openrealtime.ids import RandomIds
 from openrealtime.responders.base import Responder, apply_chunk
+from openrealtime.server.handshake import error_frame
 from openrealtime.server.metrics import Metrics, client_event_type, server_event_type
 from openrealtime.session import (
     CancelResponse,
@@ -103,8 +106,23 @@ class EventObserver(Protocol):
 #: Seconds a response waits for pending transcripts of the user's turn.
 TRANSCRIPT_WAIT = 10.0
 
-#: Client frames held, at most, while turn detection catches up.
+#: Client frames held, at most, while turn detection catches up, and their
+#: bytes; past either, the client is closed (1013): it sends audio faster
+#: than this server can score it and does not stop when asked to wait.
 MAX_HELD = 1024
+MAX_HELD_BYTES = 64 * 1024 * 1024
+
+#: Seconds of a session's audio waiting for turn detection before its
+#: appends wait too (backpressure on that client alone).
+VAD_BACKLOG_SECONDS = 30.0
+
+#: The error a client gets when it overruns the held frames.
+BACKLOG_FULL = InvalidRequestError(
+    "input_audio_backlog_full",
+    "Input audio arrives faster than this server can process it; the "
+    "connection is closed. Send audio at most at real time.",
+    None,
+)
 
 #: The most audio one transcription takes, by default (seconds).
 MAX_TRANSCRIPTION_SECONDS = 120.0
@@ -222,7 +240,8 @@ class Connection:
         self._held: collections.deque[str | bytes] = collections.deque()
         self._held_drained = asyncio.Event()
         self._held_drained.set()
-        self._held_overflow = False
+        self._held_bytes = 0
+        self._ids = RandomIds()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._closing = False
@@ -274,6 +293,7 @@ class Connection:
         self._closed.set()
         self._drained.set()
         self._held.clear()
+        self._held_bytes = 0
         self._held_drained.set()
 
     async def aclose(self) -> None:
@@ -295,6 +315,7 @@ class Connection:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._held.clear()
+        self._held_bytes = 0
         self._held_drained.set()
         self._drained.set()
         self._closed.set()
@@ -309,20 +330,32 @@ class Connection:
         """
         if self._closing:
             return
-        if self._held or (self._vad_busy() and not _is_append(data)):
-            if len(self._held) < MAX_HELD:
-                self._held.append(data)
-                self._held_drained.clear()
-                return
-            if not self._held_overflow:
-                self._held_overflow = True
+        if self._held or (self._vad_busy() and not self._may_pass(data)):
+            if (
+                len(self._held) >= MAX_HELD
+                or self._held_bytes + len(data) > MAX_HELD_BYTES
+            ):
                 logger.warning(
-                    "%s: %d frames wait for turn detection; feeding the rest "
-                    "without waiting",
+                    "%s: the client overran turn detection; closing",
                     self.session.config.id,
-                    MAX_HELD,
                 )
+                self.fail(
+                    error_frame(BACKLOG_FULL, self._ids, self._clock()),
+                    1013,
+                    "input audio backlog full",
+                )
+                return
+            self._held.append(data)
+            self._held_bytes += len(data)
+            self._held_drained.clear()
+            return
         self._receive_now(data)
+
+    def _may_pass(self, data: str | bytes) -> bool:
+        """Whether a frame may be fed while turn detection is behind: an
+        append, unless that session's backlog is already long."""
+        assert self._vad is not None
+        return _is_append(data) and self._vad.backlog_seconds < VAD_BACKLOG_SECONDS
 
     def _receive_now(self, data: str | bytes) -> None:
         if self._observing:
@@ -462,6 +495,7 @@ class Connection:
         self.close_code = close.code
         self.close_reason = close.reason
         self._held.clear()
+        self._held_bytes = 0
         self._held_drained.set()
         self._cancel_timer()
         for task in self._tasks.values():
@@ -504,6 +538,7 @@ class Connection:
     def _send_failed(self, exc: Exception) -> None:
         logger.debug("send failed: %r", exc)
         self._held.clear()
+        self._held_bytes = 0
         self._held_drained.set()
         self._closing = True
         self._drained.set()
@@ -638,9 +673,11 @@ class Connection:
         """Feed the frames held while turn detection was behind, in order."""
         held = self._held
         while held and not self._closing:
-            if self._vad_busy() and not _is_append(held[0]):
+            if self._vad_busy() and not self._may_pass(held[0]):
                 return
-            self._receive_now(held.popleft())
+            data = held.popleft()
+            self._held_bytes -= len(data)
+            self._receive_now(data)
         if not held:
             self._held_drained.set()
 

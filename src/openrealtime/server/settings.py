@@ -19,7 +19,7 @@ from openrealtime.codec import Decoder
 from openrealtime.config import Defaults, default_config
 from openrealtime.exceptions import ProtocolError
 from openrealtime.models.session import RealtimeSessionUpdate
-from openrealtime.server import pipeline
+from openrealtime.server import pipeline, voice_limits
 from openrealtime.server.pipeline import Pipeline
 from openrealtime.session import Limits
 from openrealtime.turns import FrameScorer
@@ -321,5 +321,9 @@ class Settings:
         ):
             if number := env.get(name):
                 values[key] = _int(name, number, 1)
+        try:
+            values.update(voice_limits.from_env(env))
+        except voice_limits.VoiceLimitError as exc:
+            raise ConfigurationError(str(exc)) from None
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

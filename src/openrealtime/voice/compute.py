@@ -486,9 +486,17 @@ class VadLane:
         self._ops: collections.deque[tuple[int, DetectorOp]] = collections.deque()
         self._rate = 24000
         self._forget = False
-        # On the loop: ops submitted, and ops whose job's results arrived.
+        # On the loop: ops submitted, and ops whose job's results arrived;
+        # bytes of audio submitted and not yet scored.
         self._submitted = 0
         self._settled = 0
+        self._backlog = 0
+        self._backlog_rate = 24000
+
+    @property
+    def backlog_seconds(self) -> float:
+        """Seconds of submitted audio not scored yet (at the last rate seen)."""
+        return self._backlog / 2 / self._backlog_rate
 
     @property
     def busy(self) -> bool:
@@ -502,6 +510,9 @@ class VadLane:
             if self._lane.closed:
                 return
             self._submitted += 1
+            self._backlog += len(op.pcm16)
+            if op.settings is not None:
+                self._backlog_rate = op.settings.rate
             self._ops.append((generation, op))
             group.wake(self._lane)
 
@@ -537,6 +548,7 @@ class VadLane:
         budget = max(2, int(self._rate * VAD_JOB_SECONDS) * 2)
         taken: list[tuple[int, DetectorOp]] = []
         whole = 0  # ops taken entirely (a feed cut in two counts at its end)
+        nbytes = 0
         while self._ops and budget > 0:
             generation, op = self._ops[0]
             if op.kind != "feed":
@@ -550,6 +562,7 @@ class VadLane:
                 taken.append(self._ops.popleft())
                 whole += 1
                 budget -= len(op.pcm16)
+                nbytes += len(op.pcm16)
                 continue
             # Cut at an even offset; the rest stays queued as a view (no copy
             # of what is left of a big feed for every piece).
@@ -557,33 +570,38 @@ class VadLane:
             view = memoryview(op.pcm16)
             taken.append((generation, DetectorOp("feed", pcm16=bytes(view[:cut]))))
             self._ops[0] = (generation, DetectorOp("feed", pcm16=view[cut:]))  # type: ignore[arg-type]
+            nbytes += cut
             budget = 0
         return _Job(
             _detect,
             (self._lane.id, self._factory, taken),
-            functools.partial(self._done, whole),
+            functools.partial(self._done, whole, nbytes),
         )
 
     # On an executor's thread.
 
-    def _done(self, whole: int, future: concurrent.futures.Future[Any]) -> None:
+    def _done(
+        self, whole: int, nbytes: int, future: concurrent.futures.Future[Any]
+    ) -> None:
         if future.cancelled():
             results: list[tuple[int, list[TurnEvent]]] = []
             exc: BaseException | None = None
         else:
             exc = future.exception()
             results = [] if exc is not None else future.result()
-        _deliver(self._loop, self._settle, whole, results, exc)
+        _deliver(self._loop, self._settle, whole, nbytes, results, exc)
 
     # On the loop.
 
     def _settle(
         self,
         whole: int,
+        nbytes: int,
         results: list[tuple[int, list[TurnEvent]]],
         exc: BaseException | None,
     ) -> None:
         self._settled += whole
+        self._backlog -= nbytes
         self._on_results(results, exc)
 
 
@@ -611,6 +629,7 @@ class VoicePool:
             ),
             "io": _Group("io", size, processes=False),
         }
+        self._asr_warm = False
 
     def vad_lane(
         self,
@@ -686,18 +705,23 @@ class VoicePool:
         group: GroupName = "asr"
         if self._groups["asr"].processes and not _picklable(transcriber):
             group = "io"
+        elif not self._asr_warm:
+            self._asr_warm = True
+            self.warm("asr")
         return self.lane(group)
 
     def executor(self) -> concurrent.futures.Executor:
         """An executor over one new ``io`` lane (a session's synthesis)."""
         return LaneExecutor(self.lane("io"))
 
-    def warm(self, *, background: bool = True) -> None:
-        """Start the worker processes now (on a thread of their own unless
-        ``background`` is false), not when the first job comes."""
+    def warm(self, *groups: GroupName, background: bool = True) -> None:
+        """Start the worker processes of ``groups`` (default: all) now, on a
+        thread of their own unless ``background`` is false, not when the
+        first job comes."""
+        chosen = [self._groups[name] for name in groups or self._groups]
 
         def run() -> None:
-            for group in self._groups.values():
+            for group in chosen:
                 if group.processes:
                     group.warm()
 
@@ -756,5 +780,7 @@ def default_pool(workers: int | None = None) -> VoicePool:
             ):
                 workers = int(env)
             _default = VoicePool(workers)
-            _default.warm()
+            # Turn detection is used by most servers; transcription workers
+            # start with the first session that transcribes.
+            _default.warm("vad")
         return _default
