@@ -6,17 +6,18 @@ Each round measures it twice, side by side:
 
 * ``idle``: the bystander alone;
 * ``loaded``: meanwhile ``--streams`` clients stream speech at real time
-  (40 ms appends, server VAD and input transcription on), one client commits
-  the largest buffer allowed (32 MiB, transcription on) and one sends three
-  11 MiB appends with server VAD on. Every attacker is a process of its own
-  (``bench/voiceload.py``).
+  (40 ms appends, server VAD and input transcription on) and one client
+  commits the largest buffer allowed (32 MiB, transcription on): the
+  issue's fairness scenario. With ``--appends``, another client also sends
+  three 11 MiB appends with server VAD on. Every attacker is a process of
+  its own (``bench/voiceload.py``).
 
 Reports p50/p99/max per phase (medians over ``--rounds``), the loaded/idle
 ratios, the server's CPU (its process tree) during each window, and what the
 streams got back (turns, transcripts). No assertion on timings.
 
     python bench/bench_fairness.py [--quick] [--rounds 3] [--seconds 8]
-        [--streams 2] [--driver picows|asgi] [--json-out FILE]
+        [--streams 2] [--appends] [--driver picows|asgi] [--json-out FILE]
 """
 
 from __future__ import annotations
@@ -89,7 +90,11 @@ def stats(samples: list[float]) -> dict[str, float]:
 
 
 def measure(
-    server: benchlib.Server, seconds: float, loaded: bool, streams: int
+    server: benchlib.Server,
+    seconds: float,
+    loaded: bool,
+    streams: int,
+    appends: bool = False,
 ) -> dict[str, Any]:
     url = server.url
     procs: dict[str, subprocess.Popen[str]] = {}
@@ -99,9 +104,10 @@ def measure(
         )
         time.sleep(1.0)
         procs["commit"] = attack(url, "commit", "--mib", "32")
-        procs["append"] = attack(
-            url, "append", "--count", "3", "--mib", "11", "--hold", str(seconds)
-        )
+        if appends:
+            procs["append"] = attack(
+                url, "append", "--count", "3", "--mib", "11", "--hold", str(seconds)
+            )
     cpu0 = server.cpu_seconds()
     t0 = time.monotonic()
     samples = asyncio.run(voiceload.bystander(url, seconds, interval=0.01, warmup=0.5))
@@ -121,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--streams", type=int, default=2)
+    parser.add_argument("--appends", action="store_true", help="3 x 11 MiB too")
     parser.add_argument("--driver", default="picows", choices=["picows", "asgi"])
     parser.add_argument("--json-out")
     args = parser.parse_args(argv)
@@ -137,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(voiceload.bystander(server.url, 1.0))
         for r in range(args.rounds):
             idle = measure(server, args.seconds, False, args.streams)
-            loaded = measure(server, args.seconds, True, args.streams)
+            loaded = measure(server, args.seconds, True, args.streams, args.appends)
             rounds.append({"idle": idle, "loaded": loaded})
             print(
                 f"round {r + 1}: idle p99 {idle['p99']:.1f} ms, "
@@ -175,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"bystander session.update round trip, ms (median of {len(rounds)} rounds, "
-        f"{args.seconds:g} s each, driver {args.driver}, {args.streams} streams)"
+        f"{args.seconds:g} s each, driver {args.driver}, {args.streams} streams, "
+        f"largest commit{', 3 x 11 MiB appends' if args.appends else ''})"
     )
     print(
         benchlib.table(

@@ -1,13 +1,14 @@
 """Threads or processes for voice compute? Do the engines release the GIL?
 
 For each engine (Silero VAD frames of 32 ms, PocketSphinx decoding one
-utterance of 1 s of noise per call), run its work on 1 and 2 threads of this process while the
-main thread wakes every 1 ms, as an event loop would; then run the same work
-in 1 and 2 worker processes. Reports the engine's throughput (calls/s) and
-the main thread's wake-up gaps (p50, p99, max). An engine that releases the
-GIL leaves the gaps near 1 ms on threads and doubles its throughput with two
-threads; one that holds it stretches the gaps to its call length (or the
-interpreter's 5 ms switch interval) and gains nothing from a second thread.
+utterance of 1 s of noise per call), run its work on 1 and 2 threads of this
+process while the main thread wakes every 1 ms, as an event loop would; then
+run the same work in 1 and 2 worker processes. Reports the engine's
+throughput (calls/s) and the main thread's wake-up gaps (p50, p99, max). An
+engine that releases the GIL leaves the gaps near 1 ms on threads and
+doubles its throughput with two threads; one that holds it stretches the
+gaps to its call length (or the interpreter's 5 ms switch interval) and
+gains nothing from a second thread.
 
     python bench/bench_voice_compute.py [--seconds 3] [--engines silero,sphinx]
 """
