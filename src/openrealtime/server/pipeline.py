@@ -153,10 +153,15 @@ class Pipeline:
         if self.speech_name() == "none":
             return inner
         from openrealtime.responders.voice import SpeakingResponder
+        from openrealtime.voice.compute import default_pool
         from openrealtime.voice.tts import EspeakSynthesizer
 
         synthesizer = EspeakSynthesizer()
-        return lambda: SpeakingResponder(inner(), synthesizer)
+        # Each connection streams its speech through a lane of its own in
+        # the voice pool's threads: bounded, and fair between sessions.
+        return lambda: SpeakingResponder(
+            inner(), synthesizer, executor=default_pool().executor()
+        )
 
     def _inner_factory(self) -> Callable[[], Responder]:
         if self.responder == "scripted":

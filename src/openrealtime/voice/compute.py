@@ -627,7 +627,8 @@ class VoicePool:
             "asr": _Group(
                 "asr", size, processes=processes, kill_after=CANCEL_GRACE_SECONDS
             ),
-            "io": _Group("io", size, processes=False),
+            # Threads that mostly wait (on espeak-ng's pipe): more of them.
+            "io": _Group("io", max(4, 2 * size), processes=False),
         }
         self._asr_warm = False
 
