@@ -559,7 +559,11 @@ class VadLane:
                     budget = max(2, int(self._rate * VAD_JOB_SECONDS) * 2)
                 continue
             if len(op.pcm16) <= budget:
-                taken.append(self._ops.popleft())
+                self._ops.popleft()
+                rest: object = op.pcm16
+                if isinstance(rest, memoryview):  # the end of a cut feed
+                    op = DetectorOp("feed", pcm16=bytes(rest))
+                taken.append((generation, op))
                 whole += 1
                 budget -= len(op.pcm16)
                 nbytes += len(op.pcm16)
