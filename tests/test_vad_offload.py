@@ -18,7 +18,7 @@ from openrealtime.session import (
     Session,
     StartResponse,
 )
-from openrealtime.turns import DetectorOp, SpeechDetector, TurnEvent
+from openrealtime.turns import DetectorOp, DetectorSettings, SpeechDetector, TurnEvent
 from tests.helpers import T0, send, types, update
 
 
@@ -236,3 +236,18 @@ def test_output_audio_uncapped() -> None:
     session.response_done(rid)
     events = [json.loads(d) for d in session.data_to_send()]
     assert events[-1]["response"]["status"] == "completed"
+
+
+@pytest.mark.parametrize("scorer_rate", [24000, 16000])
+def test_a_skip_advances_the_timeline_without_scoring(scorer_rate: int) -> None:
+    """What a driver that cannot keep up sends instead of a feed."""
+    from openrealtime.turns import EnergyScorer
+
+    detector = SpeechDetector(lambda rate: EnergyScorer(scorer_rate))
+    settings = DetectorSettings(24000, 0.5, 0, 200)
+    assert detector.apply(DetectorOp("start", settings=settings)) == []
+    skipped = speech(1000)  # not scored: no speech seen in it
+    assert detector.apply(DetectorOp("skip", skip_bytes=len(skipped))) == []
+    events = detector.apply(DetectorOp("feed", pcm16=speech(400)))
+    assert [e.kind for e in events] == ["started"]
+    assert 1000 <= events[0].ms <= 1040

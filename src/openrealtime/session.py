@@ -13,13 +13,16 @@ since the epoch), in the manner of websockets' ``Protocol`` and aioquic's
         await websocket.send(data)
     for action in session.actions_to_take(): # work the engine cannot do itself
         ...                                  # StartResponse, CancelResponse,
-                                             # Transcribe, Close
+                                             # Transcribe, DetectSpeech, Close
     timer = session.get_timer()              # re-arm; then handle_timer(now)
 
 Work that takes time (a responder producing a reply, a recognizer producing a
 transcript) happens in the driver, which reports back through the
 ``response_*`` and ``transcription_*`` methods; the engine turns each report
-into the hosted event sequence.
+into the hosted event sequence. Turn detection runs in the engine by default;
+a session made with ``vad_offload=True`` hands it to the driver instead
+(``DetectSpeech`` ops, reported back through ``speech_detected``), so that a
+server scores audio on workers, never on its event loop.
 
 A client's mistake never raises: it becomes exactly one ``error`` event and
 the session stays exactly as it was. Misuse by the driver raises

@@ -207,12 +207,15 @@ class DetectorOp:
     frame; ``feed`` scores ``pcm16`` (PCM16 mono at the settings' rate);
     ``reset`` drops speech state and partial frames (a clear or a commit).
     The engine produces these; it applies them itself (inline) or hands them
-    to its driver to apply elsewhere, in the same order (offload).
+    to its driver to apply elsewhere, in the same order (offload). A driver
+    that cannot keep up may turn a ``feed`` into a ``skip`` of as many bytes:
+    the timeline advances over that audio without scoring it.
     """
 
-    kind: Literal["start", "configure", "feed", "reset"]
+    kind: Literal["start", "configure", "feed", "reset", "skip"]
     pcm16: bytes = b""
     settings: DetectorSettings | None = None
+    skip_bytes: int = 0
 
 
 class SpeechDetector:
@@ -262,6 +265,13 @@ class SpeechDetector:
             return []
         if op.kind == "reset":
             detector.reset()
+            return []
+        if op.kind == "skip":
+            rate = detector.scorer.rate
+            if self._resampler is not None:
+                rate = self._resampler.from_rate
+                self._resampler = audio.Resampler(rate, detector.scorer.rate)
+            detector.skip(op.skip_bytes / 2 * 1000 / rate)
             return []
         pcm = op.pcm16
         if self._resampler is not None:

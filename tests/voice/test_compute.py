@@ -161,3 +161,30 @@ async def test_vad_lane_in_a_process_gives_the_engine_events() -> None:
 def test_a_pool_needs_a_worker() -> None:
     with pytest.raises(ValueError):
         VoicePool(0)
+
+
+async def test_audio_past_the_backlog_bound_is_skipped_not_queued() -> None:
+    """Memory stays bounded when turn detection falls behind."""
+    pool = VoicePool(1, processes=False)
+    settled = asyncio.Event()
+
+    def on_results(
+        results: list[tuple[int, list[TurnEvent]]], exc: BaseException | None
+    ) -> None:
+        assert exc is None
+        if not lane.busy:
+            settled.set()
+
+    try:
+        lane = pool.vad_lane(functools.partial(EnergyScorer), on_results)
+        lane.submit(
+            1, DetectorOp("start", settings=DetectorSettings(24000, 0.5, 0, 500))
+        )
+        lane.submit(1, DetectorOp("feed", pcm16=audio.silence(12_000, 24000)))
+        lane.submit(1, DetectorOp("feed", pcm16=audio.silence(5_000, 24000)))
+        assert round(lane.backlog_seconds) == 12  # the 5 s were not queued
+        lane.submit(1, DetectorOp("feed", pcm16=audio.silence(1_000, 24000)))
+        await asyncio.wait_for(settled.wait(), 30)
+        assert lane.backlog_seconds == 0
+    finally:
+        pool.shutdown()

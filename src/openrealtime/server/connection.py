@@ -109,12 +109,8 @@ TRANSCRIPT_WAIT = 10.0
 #: Client frames held, at most, while turn detection catches up, and their
 #: bytes; past either, the client is closed (1013): it sends audio faster
 #: than this server can score it and does not stop when asked to wait.
-MAX_HELD = 1024
-MAX_HELD_BYTES = 64 * 1024 * 1024
-
-#: Seconds of a session's audio waiting for turn detection before its
-#: appends wait too (backpressure on that client alone).
-VAD_BACKLOG_SECONDS = 30.0
+MAX_HELD = 256
+MAX_HELD_BYTES = 32 * 1024 * 1024
 
 #: The error a client gets when it overruns the held frames.
 BACKLOG_FULL = InvalidRequestError(
@@ -353,9 +349,8 @@ class Connection:
 
     def _may_pass(self, data: str | bytes) -> bool:
         """Whether a frame may be fed while turn detection is behind: an
-        append, unless that session's backlog is already long."""
-        assert self._vad is not None
-        return _is_append(data) and self._vad.backlog_seconds < VAD_BACKLOG_SECONDS
+        append (past the pool's backlog bound its audio is not scored)."""
+        return _is_append(data)
 
     def _receive_now(self, data: str | bytes) -> None:
         if self._observing:

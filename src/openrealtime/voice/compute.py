@@ -60,6 +60,7 @@ __all__ = [
     "CANCEL_GRACE_SECONDS",
     "JobCancelled",
     "Lane",
+    "VAD_BACKLOG_SECONDS",
     "VAD_JOB_SECONDS",
     "VadLane",
     "VoicePool",
@@ -72,6 +73,10 @@ logger = logging.getLogger("openrealtime.voice")
 
 #: Most audio, in seconds at the input rate, that one VAD job scores.
 VAD_JOB_SECONDS: Final = 0.5
+#: Audio of one session waiting for turn detection past which more audio is
+#: skipped (not scored) instead of queued: memory stays bounded when the
+#: workers cannot keep up.
+VAD_BACKLOG_SECONDS: Final = 10.0
 #: Niceness added to worker processes (the event loop keeps priority).
 WORKER_NICE: Final = 5
 #: Seconds a cancelled transcription may run on before its worker process
@@ -492,6 +497,7 @@ class VadLane:
         self._settled = 0
         self._backlog = 0
         self._backlog_rate = 24000
+        self._skipping = False
 
     @property
     def backlog_seconds(self) -> float:
@@ -510,9 +516,21 @@ class VadLane:
             if self._lane.closed:
                 return
             self._submitted += 1
-            self._backlog += len(op.pcm16)
             if op.settings is not None:
                 self._backlog_rate = op.settings.rate
+            if op.kind == "feed" and self.backlog_seconds >= VAD_BACKLOG_SECONDS:
+                # Behind by more than the bound: this audio is not scored
+                # (the timeline still advances), so memory stays bounded.
+                if not self._skipping:
+                    self._skipping = True
+                    logger.warning(
+                        "turn detection is %.0f s behind; skipping audio",
+                        self.backlog_seconds,
+                    )
+                op = DetectorOp("skip", skip_bytes=len(op.pcm16))
+            else:
+                self._skipping = False
+                self._backlog += len(op.pcm16)
             self._ops.append((generation, op))
             group.wake(self._lane)
 
