@@ -6,6 +6,7 @@ import asyncio
 import functools
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -186,5 +187,39 @@ async def test_audio_past_the_backlog_bound_is_skipped_not_queued() -> None:
         lane.submit(1, DetectorOp("feed", pcm16=audio.silence(1_000, 24000)))
         await asyncio.wait_for(settled.wait(), 30)
         assert lane.backlog_seconds == 0
+    finally:
+        pool.shutdown()
+
+
+async def test_many_sessions_share_worker_calls() -> None:
+    """VAD jobs of many sessions go to a worker together; each gets its own."""
+    pool = VoicePool(1)
+    events: dict[int, list[str]] = {}
+    done = asyncio.Event()
+    lanes = []
+
+    def make(k: int) -> Callable[..., None]:
+        def on_results(
+            results: list[tuple[int, list[TurnEvent]]], exc: BaseException | None
+        ) -> None:
+            assert exc is None
+            for _, batch in results:
+                events.setdefault(k, []).extend(e.kind for e in batch)
+            if not any(lane.busy for lane in lanes):
+                done.set()
+
+        return on_results
+
+    try:
+        settings = DetectorSettings(24000, 0.5, 300, 500)
+        pcm = audio.tone(600, 24000, 300.0, 0.5) + audio.silence(800, 24000)
+        for k in range(40):
+            lanes.append(pool.vad_lane(functools.partial(EnergyScorer), make(k)))
+        for lane in lanes:
+            lane.submit(1, DetectorOp("start", settings=settings))
+            for i in range(0, len(pcm), 4800):  # 100 ms appends
+                lane.submit(1, DetectorOp("feed", pcm16=pcm[i : i + 4800]))
+        await asyncio.wait_for(done.wait(), 60)
+        assert all(events.get(k) == ["started", "stopped"] for k in range(40)), events
     finally:
         pool.shutdown()

@@ -73,6 +73,8 @@ logger = logging.getLogger("openrealtime.voice")
 
 #: Most audio, in seconds at the input rate, that one VAD job scores.
 VAD_JOB_SECONDS: Final = 0.5
+#: VAD jobs of different sessions sent to a worker in one call, at most.
+VAD_BATCH: Final = 32
 #: Audio of one session waiting for turn detection past which more audio is
 #: skipped (not scored) instead of queued: memory stays bounded when the
 #: workers cannot keep up.
@@ -148,6 +150,19 @@ def _detect(
         events = detector.apply(op)
         if events:
             out.append((generation, events))
+    return out
+
+
+def _run_many(
+    calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]],
+) -> list[tuple[bool, Any]]:
+    """Run several jobs in one worker call; each result or exception."""
+    out: list[tuple[bool, Any]] = []
+    for fn, args in calls:
+        try:
+            out.append((True, fn(*args)))
+        except Exception as exc:
+            out.append((False, exc))
     return out
 
 
@@ -230,8 +245,11 @@ class _Group:
         *,
         processes: bool,
         kill_after: float | None = None,
+        batch: int = 1,
     ) -> None:
         self.name = name
+        #: Jobs of different lanes one worker call may carry.
+        self.batch = batch
         self.size = size
         self.processes = processes
         #: Seconds a cancelled job may run on before its process is ended
@@ -239,7 +257,7 @@ class _Group:
         self.kill_after = kill_after if processes else None
         self.lock = threading.Lock()
         self._executors: list[concurrent.futures.Executor | None] = [None] * size
-        self._running: list[_Job | None] = [None] * size
+        self._running: list[list[_Job]] = [[] for _ in range(size)]
         self._pinned = [0] * size
         self._cancelled: list[Any] = [None] * size
         self._killed = [False] * size
@@ -250,7 +268,7 @@ class _Group:
         # executor's own callback thread (calling the executor from there
         # can deadlock it).
         self._events: queue.SimpleQueue[
-            tuple[int, Lane, _Job, concurrent.futures.Future[Any]] | None
+            tuple[int, list[tuple[Lane, _Job]], concurrent.futures.Future[Any]] | None
         ] = queue.SimpleQueue()
         self._scheduler: threading.Thread | None = None
 
@@ -271,7 +289,7 @@ class _Group:
     def cancel_running(self, job: _Job) -> None:
         job.cancel_event.set()
         for i, running in enumerate(self._running):
-            if running is job and self._cancelled[i] is not None:
+            if running == [job] and self._cancelled[i] is not None:
                 self._cancelled[i].value = job.id
                 if self.kill_after is not None:
                     timer = threading.Timer(self.kill_after, self._kill, (i, job))
@@ -285,7 +303,7 @@ class _Group:
         native call): the worker dies, the pool starts a fresh one.
         """
         with self.lock:
-            if self._running[i] is not job:
+            if self._running[i] != [job]:
                 return
             executor = self._executors[i]
             processes = getattr(executor, "_processes", None) or {}
@@ -353,45 +371,55 @@ class _Group:
         if self._shutdown:
             return
         for i in range(self.size):
-            if self._running[i] is not None:
+            if self._running[i]:
                 continue
-            for lane in self._ready:
-                if lane.worker is None or lane.worker == i:
+            pairs: list[tuple[Lane, _Job]] = []
+            for lane in list(self._ready):
+                if lane.worker is not None and lane.worker != i:
+                    continue
+                self._ready.remove(lane)
+                job = lane.next_job()
+                if job is None:  # pragma: no cover - only lanes with work are ready
+                    continue
+                lane.running = job
+                job.started = True
+                pairs.append((lane, job))
+                if len(pairs) >= self.batch:
                     break
-            else:
+            if not pairs:
                 continue
-            self._ready.remove(lane)
-            job = lane.next_job()
-            if job is None:  # pragma: no cover - only lanes with work are ready
-                continue
-            lane.running = job
-            self._running[i] = job
-            job.started = True
+            jobs = [job for _, job in pairs]
+            self._running[i] = jobs
             executor = self._executor(i)
+            if len(jobs) == 1:
+                fn, args, job_id = jobs[0].fn, jobs[0].args, jobs[0].id
+            else:
+                # Several sessions' jobs in one call: one round trip to the
+                # worker instead of one each (the cost that dominates small
+                # VAD jobs).
+                fn, args, job_id = _run_many, ([(j.fn, j.args) for j in jobs],), 0
             try:
                 if self.processes:
-                    future = executor.submit(_run_in_process, job.id, job.fn, job.args)
+                    future = executor.submit(_run_in_process, job_id, fn, args)
                 else:
                     future = executor.submit(
-                        _run_in_thread, job.cancel_event, job.fn, job.args
+                        _run_in_thread, jobs[0].cancel_event, fn, args
                     )
             except Exception as exc:  # a broken process pool
                 future = concurrent.futures.Future()
                 future.set_exception(exc)
-                self._done(i, lane, job, future)
-                job.on_done(future)
+                self._done(i, pairs, future)
+                self._settle(pairs, future)
                 continue
-            future.add_done_callback(functools.partial(self._finished, i, lane, job))
+            future.add_done_callback(functools.partial(self._finished, i, pairs))
 
     def _done(
         self,
         i: int,
-        lane: Lane,
-        job: _Job,
+        pairs: list[tuple[Lane, _Job]],
         future: concurrent.futures.Future[Any],
     ) -> None:
-        self._running[i] = None
-        lane.running = None
+        self._running[i] = []
         exc = None if future.cancelled() else future.exception()
         if isinstance(exc, BrokenProcessPool):
             # The worker died (killed, out of memory): start a fresh one. The
@@ -407,19 +435,42 @@ class _Group:
             self._executors[i] = None
             if executor is not None:
                 executor.shutdown(wait=False, cancel_futures=True)
-        if lane.has_work() and not lane.closed and lane not in self._ready:
-            self._ready.append(lane)
+        for lane, _ in pairs:
+            lane.running = None
+            if lane.has_work() and not lane.closed and lane not in self._ready:
+                self._ready.append(lane)
+
+    @staticmethod
+    def _settle(
+        pairs: list[tuple[Lane, _Job]], future: concurrent.futures.Future[Any]
+    ) -> None:
+        """Give each job its own outcome (a batch's results are per job)."""
+        if len(pairs) == 1:
+            pairs[0][1].on_done(future)
+            return
+        exc = None if future.cancelled() else future.exception()
+        results = (
+            [(False, exc or JobCancelled())] * len(pairs)
+            if exc is not None or future.cancelled()
+            else future.result()
+        )
+        for (_, job), (ok, value) in zip(pairs, results, strict=True):
+            one: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            if ok:
+                one.set_result(value)
+            else:
+                one.set_exception(value)
+            job.on_done(one)
 
     # Called from an executor's thread.
 
     def _finished(
         self,
         i: int,
-        lane: Lane,
-        job: _Job,
+        pairs: list[tuple[Lane, _Job]],
         future: concurrent.futures.Future[Any],
     ) -> None:
-        self._events.put((i, lane, job, future))
+        self._events.put((i, pairs, future))
 
     # The scheduler thread.
 
@@ -432,7 +483,7 @@ class _Group:
                         self._done(*event)
                     self._dispatch()
                 if event is not None:
-                    event[2].on_done(event[3])
+                    self._settle(event[1], event[2])
             except Exception:  # pragma: no cover - a bug: keep scheduling
                 logger.exception("voice pool %s: scheduling failed", self.name)
 
@@ -645,7 +696,7 @@ class VoicePool:
         self.workers = size
         self.processes = processes
         self._groups: dict[GroupName, _Group] = {
-            "vad": _Group("vad", size, processes=processes),
+            "vad": _Group("vad", size, processes=processes, batch=VAD_BATCH),
             "asr": _Group(
                 "asr", size, processes=processes, kill_after=CANCEL_GRACE_SECONDS
             ),
