@@ -572,15 +572,15 @@ class VadLane:
             if op.kind == "feed" and self.backlog_seconds >= VAD_BACKLOG_SECONDS:
                 # Behind by more than the bound: this audio is not scored
                 # (the timeline still advances), so memory stays bounded.
-                if not self._skipping:
+                if not self._skipping:  # once per session: it may recur
                     self._skipping = True
                     logger.warning(
-                        "turn detection is %.0f s behind; skipping audio",
+                        "turn detection is %.0f s behind; skipping audio "
+                        "(the voice workers cannot keep up)",
                         self.backlog_seconds,
                     )
                 op = DetectorOp("skip", skip_bytes=len(op.pcm16))
             else:
-                self._skipping = False
                 self._backlog += len(op.pcm16)
             self._ops.append((generation, op))
             group.wake(self._lane)
