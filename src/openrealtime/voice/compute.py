@@ -19,20 +19,30 @@ append or 10 MiB commit would freeze every other session. A
   espeak-ng's output, which runs in a subprocess of its own) and for
   engines that cannot be sent to a process (not picklable).
 
-Every group is bounded (``workers`` each; by default the number of CPUs)
-and fair: work is queued per *lane* (one session's work of one kind), a
-lane has at most one job in flight, and free workers take lanes round-robin,
-so a session that queues a lot waits for its own work, not others for it.
-A big VAD feed is cut into jobs of at most :data:`VAD_JOB_SECONDS` of audio,
-so it takes its turns with the others instead of holding a worker.
+Every group is bounded (``workers`` processes each for ``vad`` and
+``asr``, by default the number of CPUs; twice as many ``io`` threads) and
+fair: work is queued per *lane* (one session's work of one kind), a lane has
+at most one job in flight, and free workers take lanes round-robin, so a
+session that queues a lot waits for its own work, not others for it. A big
+VAD feed is cut into jobs of at most :data:`VAD_JOB_SECONDS` of audio, so it
+takes its turns with the others instead of holding a worker; one worker call
+carries the VAD jobs of up to :data:`VAD_BATCH` sessions. A session more
+than :data:`VAD_BACKLOG_SECONDS` behind has its further audio skipped (the
+timeline advances, nothing is scored) rather than queued.
 
 Worker processes run at a lower priority (``nice`` +:data:`WORKER_NICE`):
 when the CPUs are saturated, the event loop still gets the CPU it needs to
 answer every session at once.
 
 A job whose session ended is cancelled: if it has not started it is
-dropped; if it runs, the engine stops at its next :func:`checkpoint` (which
-PocketSphinx calls between one-second chunks) and the worker is free.
+dropped; if it runs, the engine stops at its next :func:`checkpoint` (the
+transcription job calls it between deltas, PocketSphinx before decoding),
+and a transcription still running :data:`CANCEL_GRACE_SECONDS` later (one
+long native call) is ended with its worker process, which the pool replaces.
+
+Worker processes are made by a ``forkserver``: a program that embeds the
+server must guard its entry point with ``if __name__ == "__main__":``, as
+``multiprocessing`` requires.
 """
 
 from __future__ import annotations
