@@ -30,4 +30,12 @@ else
         --json-out "$OUT/scale.json"
 fi
 echo
+echo "=== bench/bench_webrtc.py ==="
+if [ "${1:-}" = "--quick" ]; then
+    "$PY" bench/bench_webrtc.py --quick --json-out "$OUT/webrtc-quick.json"
+else
+    "$PY" bench/bench_webrtc.py --levels 0,1,4,8,16 --duration 8 \
+        --json-out "$OUT/webrtc.json"
+fi
+echo
 echo "suite done in $(( $(date +%s) - start ))s; JSON in $OUT"

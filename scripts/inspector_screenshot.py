@@ -1,6 +1,8 @@
 """Take docs/inspector.png: a server with the inspector, a few sessions, Chromium.
 
-    .venv/bin/python scripts/inspector_screenshot.py [OUTPUT]
+    .venv/bin/python scripts/inspector_screenshot.py [OUTPUT] [WIDTH]
+
+WIDTH is the window's width in CSS pixels (default 1440; try 1024 or 800).
 
 Needs Debian's chromium and the playwright package (the ``test`` extra).
 """
@@ -40,7 +42,7 @@ async def until(conn: object, event_type: str) -> None:
     raise AssertionError(event_type)
 
 
-async def main(output: Path) -> None:
+async def main(output: Path, width: int = 1440) -> None:
     settings = Settings(api_keys=(KEY,), inspector=True)
     with running_server(settings) as live:
         client = AsyncOpenAI(api_key=KEY, websocket_base_url=live.ws_base)
@@ -97,7 +99,7 @@ async def main(output: Path) -> None:
                 browser = await p.chromium.launch(
                     executable_path="/usr/bin/chromium", args=ARGS
                 )
-                page = await browser.new_page(viewport={"width": 1440, "height": 900})
+                page = await browser.new_page(viewport={"width": width, "height": 900})
                 await page.goto(f"{live.http}/inspector?key={KEY}#{created.session.id}")
                 await page.wait_for_selector(".update.rejected")
                 await page.wait_for_selector('.entry[data-type="response.done"]')
@@ -111,5 +113,5 @@ async def main(output: Path) -> None:
 
 if __name__ == "__main__":
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/inspector.png")
-    asyncio.run(main(target))
+    asyncio.run(main(target, int(sys.argv[2]) if len(sys.argv) > 2 else 1440))
     print(f"wrote {target}")

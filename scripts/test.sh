@@ -24,7 +24,22 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip 2>/dev/null || true
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[test,webrtc,whisper]"
+# The Node clients, as locked: the compatibility suite's (tests/compat/node)
+# and the stock @openai/agents-realtime of the browser WebRTC test
+# (tests/webrtc/js). npm comes with nodejs where nodejs is NodeSource's build
+# (this machine kind's); Debian's own nodejs needs Debian's npm, which
+# conflicts with it.
+if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+for dir in tests/compat/node tests/webrtc/js; do
+    if [ ! -f $dir/node_modules/.package-lock.json ] || \
+       [ $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]; then
+        (cd $dir && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+done
 
 echo "== ruff"
 .venv/bin/ruff format --check src tests bench examples

@@ -78,16 +78,6 @@ EXAMPLE_FAILURES: dict[tuple[str, str, int], tuple[str, tuple[Any, ...]]] = {
             None,
         ),
     ),
-    ("Client", "response.create", 1): (
-        "The example references an earlier item ({'type': 'item_reference'}), "
-        "which the spec's RealtimeConversationItem (and so the model) lacks",
-        (
-            "invalid_value",
-            "Invalid value: 'item_reference'. Supported values are: 'message', 'function_call', 'function_call_output', 'mcp_approval_response', 'mcp_list_tools', 'mcp_call', and 'mcp_approval_request'.",
-            "response.input[0].type",
-            None,
-        ),
-    ),
     ("Server", "conversation.item.retrieved", 0): (
         "Beta content part shape ({'type': 'audio', 'format': 'pcm16'}); GA "
         "assistant parts are 'output_audio'",

@@ -61,7 +61,16 @@ TEXT_TURN = [
     "response.output_item.done",
     "conversation.item.done",
     "response.done",
+    "rate_limits.updated",
 ]
+
+
+def response_done(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The response of the (last) response.done event."""
+    done = [e for e in events if e["type"] == "response.done"]
+    assert done, types(events)
+    response: dict[str, Any] = done[-1]["response"]
+    return response
 
 
 class TestItems:
@@ -393,8 +402,8 @@ class TestTurnDetection:
             {"type": "input_audio_buffer.append", "audio": pcm_b64(300, loud=True)},
         )
         assert types(events)[0] == "input_audio_buffer.speech_started"
-        done = events[-1]
-        assert done["type"] == "response.done"
+        assert types(events)[-2:] == ["response.done", "rate_limits.updated"]
+        done = events[-2]
         assert done["response"]["status"] == "cancelled"
         assert done["response"]["status_details"] == {
             "type": "cancelled",
@@ -438,8 +447,15 @@ class TestTurnDetection:
         events = [json.loads(d) for d in session.data_to_send()]
         assert types(events) == [
             "input_audio_buffer.timeout_triggered",
+            "input_audio_buffer.committed",
+            "conversation.item.added",
+            "conversation.item.done",
             "response.created",
         ]
+        # The item the timeout names exists: the committed (empty) audio.
+        item_id = events[0]["item_id"]
+        assert events[1]["item_id"] == item_id
+        assert session.items[-1].id == item_id
 
 
 class TestResponses:
@@ -454,7 +470,7 @@ class TestResponses:
         events = await run(session, EchoResponder())
         assert types(events) == TEXT_TURN
         assert events[4]["delta"] == "ping"
-        done = events[-1]["response"]
+        done = events[-2]["response"]
         assert done["status"] == "completed"
         assert done["output"][0]["content"] == [{"type": "output_text", "text": "ping"}]
         assert done["usage"]["output_tokens"] > 0
@@ -470,7 +486,7 @@ class TestResponses:
             "response.output_audio_transcript.delta"
         ]
         assert "response.output_audio.delta" in types(events)
-        tail = types(events)[-6:]
+        tail = types(events)[-7:]
         assert tail == [
             "response.output_audio.done",
             "response.output_audio_transcript.done",
@@ -478,8 +494,9 @@ class TestResponses:
             "response.output_item.done",
             "conversation.item.done",
             "response.done",
+            "rate_limits.updated",
         ]
-        item = events[-1]["response"]["output"][0]
+        item = response_done(events)["output"][0]
         assert item["content"] == [{"type": "output_audio", "transcript": "hello"}]
         assert session.voice_locked
 
@@ -532,9 +549,10 @@ class TestResponses:
             "response.output_item.done",
             "conversation.item.done",
             "response.done",
+            "rate_limits.updated",
         ]
-        assert events[-1]["response"]["status"] == "cancelled"
-        assert events[-1]["response"]["status_details"] == {
+        assert events[-2]["response"]["status"] == "cancelled"
+        assert events[-2]["response"]["status_details"] == {
             "type": "cancelled",
             "reason": "client_cancelled",
         }
@@ -599,10 +617,8 @@ class TestResponses:
         )
         events = await run(session, EchoResponder())
         assert "conversation.item.added" not in types(events)
-        assert events[-1]["response"]["conversation_id"] is None
-        assert (
-            events[-1]["response"]["output"][0]["content"][0]["text"] == "out of band"
-        )
+        assert response_done(events)["conversation_id"] is None
+        assert response_done(events)["output"][0]["content"][0]["text"] == "out of band"
         assert len(session.items) == 1
 
 
@@ -657,6 +673,7 @@ class TestFunctionCalling:
             "response.output_item.done",
             "conversation.item.done",
             "response.done",
+            "rate_limits.updated",
         ]
         done_args = events[4]
         assert (done_args["name"], done_args["arguments"]) == (
@@ -696,7 +713,11 @@ class TestFunctionCalling:
         send(session, user_text("weather?"))
         session.receive_text('{"type":"response.create"}', T0 + 2)
         events = await run(session, responder)
-        assert types(events) == ["response.created", "response.done"]
+        assert types(events) == [
+            "response.created",
+            "response.done",
+            "rate_limits.updated",
+        ]
 
     async def test_unknown_tool_is_not_called(self) -> None:
         """A call of a tool that is not configured is dropped."""
@@ -716,14 +737,16 @@ class TestTruncate:
         send(session, {"type": "response.create"})
         (start,) = session.actions_to_take()
         rid = start.request.response_id  # type: ignore[union-attr]
-        session.response_text(rid, "A long story")
-        session.response_audio(rid, audio.tone(1000, 24000))
+        session.response_text(rid, "A long ")
+        session.response_audio(rid, audio.tone(500, 24000))
+        session.response_text(rid, "story")
+        session.response_audio(rid, audio.tone(500, 24000))
         session.response_done(rid)
         events = [json.loads(d) for d in session.data_to_send()]
-        return session, events[-1]["response"]["output"][0]["id"]
+        return session, response_done(events)["output"][0]["id"]
 
     def test_truncate_within_the_audio(self) -> None:
-        """Truncation is acknowledged and clears the unheard transcript."""
+        """Truncation is acknowledged and keeps only the transcript heard."""
         session, item_id = self._spoken()
         events = send(
             session,
@@ -746,9 +769,10 @@ class TestTruncate:
         (retrieved,) = send(
             session, {"type": "conversation.item.retrieve", "item_id": item_id}
         )
-        assert retrieved["item"]["content"] == [
-            {"type": "output_audio", "transcript": ""}
-        ]
+        (part,) = retrieved["item"]["content"]
+        assert part["transcript"] == "A long "
+        # The audio heard: 400 ms of 24 kHz PCM16.
+        assert len(base64.b64decode(part["audio"])) == 400 * 48
 
     def test_truncate_beyond_the_audio(self) -> None:
         """audio_end_ms past the audio is refused with param audio_end_ms."""
@@ -764,8 +788,10 @@ class TestTruncate:
                 },
             )
         )
-        assert error["param"] == "audio_end_ms"
-        assert error["message"] == "Audio content of 1000ms is shorter than 1500ms."
+        assert error["param"] is None
+        assert error["message"] == (
+            "Audio content of 1000ms is already shorter than 1500ms"
+        )
 
     def test_truncate_bad_targets(self) -> None:
         """Unknown items, user items and non-audio parts are refused."""
@@ -802,3 +828,54 @@ class TestScriptedFixtures:
         )
         fixture = load_fixture(path)
         assert fixture.rules[0].reply.text == "Hello!"
+
+
+class TestSpeechInProgress:
+    """What a driver may transcribe early: the audio of the turn VAD hears now."""
+
+    def test_speech_audio_is_what_speech_stopped_commits(self) -> None:
+        session = new_session()
+        update(
+            session,
+            {
+                "audio": {
+                    "input": {
+                        "transcription": {"model": "whisper-1"},
+                        "turn_detection": {
+                            "type": "server_vad",
+                            "create_response": False,
+                        },
+                    }
+                }
+            },
+        )
+        assert session.speech_item_id is None
+        assert session.speech_audio() == (b"", 24000)
+        send(
+            session,
+            {"type": "input_audio_buffer.append", "audio": pcm_b64(500, loud=False)},
+        )
+        events = send(
+            session,
+            {"type": "input_audio_buffer.append", "audio": pcm_b64(600, loud=True)},
+        )
+        (started,) = [
+            e for e in events if e["type"] == "input_audio_buffer.speech_started"
+        ]
+        assert session.speech_item_id == started["item_id"]
+        pcm, rate = session.speech_audio()
+        # From audio_start_ms (200) to the end of the buffer (1100 ms).
+        assert rate == 24000 and len(pcm) == 900 * 48
+        tail, _ = session.speech_audio(last_ms=100)
+        assert tail == pcm[-100 * 48 :]
+        assert session.speech_audio(last_ms=5000)[0] == pcm  # never before the start
+        send(
+            session,
+            {"type": "input_audio_buffer.append", "audio": pcm_b64(500, loud=False)},
+        )
+        (action,) = session.actions_to_take()
+        assert isinstance(action, Transcribe)
+        # The commit is the early audio plus the silence that ended the turn.
+        assert action.pcm16[: len(pcm)] == pcm
+        assert audio.rms(action.pcm16[len(pcm) :]) == 0.0
+        assert session.speech_item_id is None

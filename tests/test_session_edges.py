@@ -58,9 +58,17 @@ class TestLateAndUnknownReports:
         session = new_session()
         rid = start(session)
         session.response_failed(rid)
-        (done,) = [json.loads(d) for d in session.data_to_send()]
+        done, limits = [json.loads(d) for d in session.data_to_send()]
         assert done["response"]["status"] == "failed"
-        assert done["response"]["status_details"] == {"type": "failed"}
+        assert done["response"]["status_details"] == {
+            "type": "failed",
+            "error": {
+                "type": "server_error",
+                "code": "responder_failed",
+                "message": "The server failed to produce this response.",
+            },
+        }
+        assert limits["type"] == "rate_limits.updated"
 
     def test_incomplete_response_with_reason(self) -> None:
         """response_done(status=incomplete, reason=max_output_tokens)."""
@@ -68,7 +76,7 @@ class TestLateAndUnknownReports:
         rid = start(session, output_modalities=["text"])
         session.response_text(rid, "cut")
         session.response_done(rid, status="incomplete", reason="max_output_tokens")
-        done = json.loads(session.data_to_send()[-1])
+        done = json.loads(session.data_to_send()[-2])
         assert done["response"]["status_details"] == {
             "type": "incomplete",
             "reason": "max_output_tokens",
@@ -157,11 +165,11 @@ class TestToolChoice:
         assert types(events).index("response.output_text.done") < types(events).index(
             "response.function_call_arguments.done"
         )
-        assert [o["type"] for o in events[-1]["response"]["output"]] == [
+        assert [o["type"] for o in events[-2]["response"]["output"]] == [
             "message",
             "function_call",
         ]
-        assert events[-1]["response"]["usage"]["input_tokens"] > 0
+        assert events[-2]["response"]["usage"]["input_tokens"] > 0
 
 
 class TestItemsEdges:
@@ -261,7 +269,7 @@ class TestResponseOverrides:
         events = [json.loads(d) for d in session.data_to_send()]
         delta = next(e for e in events if e["type"] == "response.output_audio.delta")
         assert len(base64.b64decode(delta["delta"])) == 160
-        assert events[-1]["response"]["audio"]["output"] == {
+        assert events[-2]["response"]["audio"]["output"] == {
             "format": {"type": "audio/pcma"},
             "voice": "sage",
         }
@@ -460,7 +468,7 @@ class TestRemainingBranches:
             == "call_mine"
         )
         session.response_done(start(session))
-        done = json.loads(session.data_to_send()[-1])
+        done = json.loads(session.data_to_send()[-2])
         assert done["response"]["usage"]["input_token_details"]["text_tokens"] == 2
 
     def test_response_format_override_alone(self) -> None:
@@ -468,7 +476,7 @@ class TestRemainingBranches:
         session = new_session()
         rid = start(session, audio={"output": {"format": {"type": "audio/pcmu"}}})
         session.response_done(rid)
-        done = json.loads(session.data_to_send()[-1])
+        done = json.loads(session.data_to_send()[-2])
         assert done["response"]["audio"]["output"]["voice"] == "alloy"
 
     def test_config_leaves(self) -> None:

@@ -6,6 +6,7 @@
     openrealtime validate FILE|- [--session]
     openrealtime record URL -o transcript.jsonl [--listen HOST:PORT]
     openrealtime replay transcript.jsonl --against URL
+    openrealtime [--version]               # alone: the help
 
 Each subcommand is a function that takes the parsed arguments and returns an
 exit code; :func:`build_parser` registers them, so a new one is a new
@@ -17,13 +18,16 @@ from __future__ import annotations
 
 import argparse
 import copy
+import errno
 import logging
 import logging.config
 import os
+import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from openrealtime import __version__
 from openrealtime.server import inspector, pipeline, voice_limits
 from openrealtime.server.settings import (
     REALTIME_MODELS,
@@ -35,7 +39,15 @@ from openrealtime.session import Limits
 from openrealtime.tools.commands import add_commands as add_tool_commands
 
 
-__all__ = ["DRIVERS", "build_parser", "build_settings", "main", "settings_env"]
+__all__ = [
+    "DRIVERS",
+    "build_parser",
+    "build_settings",
+    "check_port",
+    "main",
+    "settings_env",
+    "startup_lines",
+]
 
 #: Transport drivers of ``serve``, the default first.
 DRIVERS = ("picows", "asgi")
@@ -54,8 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="openrealtime",
         description="An open server for the OpenAI Realtime API (GA).",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"openrealtime {__version__}"
+    )
+    # Not required: with no command, main() prints this help instead of an error.
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.required = True
     _add_serve(commands)
     add_tool_commands(commands)
     return parser
@@ -131,6 +146,84 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
         "REST and the inspector on the ASGI app, one port) or asgi (the "
         "ASGI app alone); also OPENREALTIME_DRIVER",
     )
+    serve.add_argument(
+        "--ssl-certfile",
+        metavar="FILE",
+        help="serve TLS (wss://, https://) with this PEM certificate (chain); "
+        "also OPENREALTIME_SSL_CERTFILE",
+    )
+    serve.add_argument(
+        "--ssl-keyfile",
+        metavar="FILE",
+        help="its PEM private key, unless the certificate file holds it; "
+        "also OPENREALTIME_SSL_KEYFILE",
+    )
+    serve.add_argument(
+        "--ssl-keyfile-password",
+        metavar="PASSWORD",
+        help="the password of an encrypted key file; also "
+        "OPENREALTIME_SSL_KEYFILE_PASSWORD",
+    )
+    serve.add_argument(
+        "--pace",
+        type=float,
+        metavar="N",
+        help="stream responders' audio at N times real time (default 1; 0: as "
+        "fast as possible)",
+    )
+    serve.add_argument(
+        "--rate-limit-requests",
+        type=int,
+        metavar="N",
+        help="the requests limit rate_limits.updated reports (per minute)",
+    )
+    serve.add_argument(
+        "--rate-limit-tokens",
+        type=int,
+        metavar="N",
+        help="the tokens limit rate_limits.updated reports (per minute)",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        metavar="N",
+        help="largest HTTP request body, checked before the API key "
+        "(default 16 MiB; 413 above it)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="time a request may take to send its body (default 30; 408 after)",
+    )
+    serve.add_argument(
+        "--allowed-host",
+        dest="allowed_hosts",
+        action="append",
+        metavar="NAME",
+        help="answer requests for this Host name (repeatable; .example.com for "
+        "subdomains too, '*' for any). Default: with authentication off, the "
+        "bind address' names; with it on, any",
+    )
+    serve.add_argument(
+        "--auth-max-failures",
+        type=int,
+        metavar="N",
+        help="wrong keys one client address may try per minute before it gets "
+        "429 (default 10; 0 turns this off, e.g. behind a proxy)",
+    )
+    serve.add_argument(
+        "--metrics-key",
+        metavar="KEY",
+        help="require 'Authorization: Bearer KEY' on GET /metrics",
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="on SIGTERM, time given to open connections to close before they "
+        "are cut (default 5)",
+    )
     pipeline.add_arguments(serve)
     voice_limits.add_arguments(serve)
     inspector.add_arguments(serve)
@@ -170,6 +263,21 @@ def build_settings(
         overrides["workers"] = args.workers
     if args.redis_url is not None:
         overrides["redis_url"] = args.redis_url
+    if args.max_body_bytes is not None:
+        overrides["max_body_bytes"] = args.max_body_bytes
+    if args.body_timeout is not None:
+        overrides["body_timeout"] = args.body_timeout
+    if args.shutdown_timeout is not None:
+        overrides["shutdown_timeout"] = args.shutdown_timeout
+    if args.allowed_hosts:
+        overrides["allowed_hosts"] = tuple(args.allowed_hosts)
+    if args.metrics_key is not None:
+        overrides["metrics_key"] = args.metrics_key
+    if args.auth_max_failures is not None:
+        overrides["auth_max_failures"] = args.auth_max_failures
+    for name in ("ssl_certfile", "ssl_keyfile", "ssl_keyfile_password"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
     overrides.update(inspector.settings_overrides(args))
     try:
         overrides.update(
@@ -187,7 +295,23 @@ def build_settings(
         )
     except pipeline.PipelineError as exc:
         raise ConfigurationError(str(exc)) from None
-    return Settings.from_env(environ, **overrides)
+    env = dict(os.environ if environ is None else environ)
+    env.update(_engine_env(args))
+    return Settings.from_env(env, **overrides)
+
+
+def _engine_env(args: argparse.Namespace) -> dict[str, str]:
+    """The pace and rate limit flags, as the variables that carry them."""
+    env: dict[str, str] = {}
+    for flag, var in (
+        ("pace", "OPENREALTIME_PACE"),
+        ("rate_limit_requests", "OPENREALTIME_RATE_LIMIT_REQUESTS"),
+        ("rate_limit_tokens", "OPENREALTIME_RATE_LIMIT_TOKENS"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            env[var] = str(value)
+    return env
 
 
 def settings_env(args: argparse.Namespace) -> dict[str, str]:
@@ -209,9 +333,27 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["OPENREALTIME_DEBUG"] = "1"
     if args.redis_url is not None:
         env["OPENREALTIME_REDIS_URL"] = args.redis_url
+    if args.max_body_bytes is not None:
+        env["OPENREALTIME_MAX_BODY_BYTES"] = str(args.max_body_bytes)
+    if args.body_timeout is not None:
+        env["OPENREALTIME_BODY_TIMEOUT"] = str(args.body_timeout)
+    if args.shutdown_timeout is not None:
+        env["OPENREALTIME_SHUTDOWN_TIMEOUT"] = str(args.shutdown_timeout)
+    if args.allowed_hosts:
+        env["OPENREALTIME_ALLOWED_HOSTS"] = ",".join(args.allowed_hosts)
+    if args.metrics_key is not None:
+        env["OPENREALTIME_METRICS_KEY"] = args.metrics_key
+    if args.auth_max_failures is not None:
+        env["OPENREALTIME_AUTH_MAX_FAILURES"] = str(args.auth_max_failures)
+    for name in ("ssl_certfile", "ssl_keyfile"):
+        if getattr(args, name) is not None:
+            env[f"OPENREALTIME_{name.upper()}"] = os.path.abspath(getattr(args, name))
+    if args.ssl_keyfile_password is not None:
+        env["OPENREALTIME_SSL_KEYFILE_PASSWORD"] = args.ssl_keyfile_password
     env.update(inspector.settings_env(args))
     env.update(voice_limits.settings_env(args))
     env.update(pipeline.settings_env(args))
+    env.update(_engine_env(args))
     return env
 
 
@@ -220,6 +362,12 @@ def log_config(settings: Settings) -> dict[str, Any]:
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
+    # No client string (a model, a path) can start a forged log line.
+    config.setdefault("filters", {})["safe"] = {
+        "()": "openrealtime.server.logsafe.SafeLogFilter"
+    }
+    for handler in config["handlers"].values():
+        handler.setdefault("filters", []).append("safe")
     level = "DEBUG" if settings.debug else settings.log_level.upper()
     config["loggers"]["openrealtime"] = {
         "handlers": ["default"],
@@ -229,10 +377,56 @@ def log_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail early and plainly when ``host:port`` cannot be bound.
+
+    uvicorn binds only after the application has started, so its own error
+    comes after "Application startup complete."; this one comes first. The
+    socket is bound as asyncio binds it (``SO_REUSEADDR``), then closed.
+
+    Raises:
+        ConfigurationError: the port is in use, or the address is not local.
+    """
+    try:
+        infos = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError as exc:
+        raise ConfigurationError(f"cannot listen on {host}: {exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigurationError(
+                    f"port {port} on {host} is already in use (is another server "
+                    "running there?); stop it or choose another port with --port"
+                ) from None
+            raise ConfigurationError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            ) from None
+
+
+def startup_lines(settings: Settings) -> list[str]:
+    """What the start-up log says a client should connect to."""
+    where = f"{_url_host(settings.host)}:{settings.port}"
+    lines = [f"Realtime API: ws://{where}/v1/realtime"]
+    if settings.inspector:
+        lines.append(f"Inspector: http://{where}/inspector")
+    return lines
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from openrealtime.server.app import AUTH_WARNED_ENV, create_app
+    from openrealtime.server.lifecycle import MASTER_PID_ENV
 
     settings = build_settings(args)
     driver = args.driver or os.environ.get("OPENREALTIME_DRIVER") or DRIVERS[0]
@@ -253,12 +447,20 @@ def _serve(args: argparse.Namespace) -> int:
         ws_ping_interval=settings.ping_interval,
         log_level=settings.log_level,
         log_config=log_config(settings),
+        timeout_graceful_shutdown=settings.shutdown_timeout,
+        # TLS (wss://, https://) on both drivers: uvicorn wraps each
+        # connection before the driver's protocol sees it.
+        **settings.ssl_options(),
     )
+    check_port(settings.host, settings.port)
+    logging.config.dictConfig(options["log_config"])
+    if settings.port:  # port 0: uvicorn's own line says which port it got
+        for line in startup_lines(settings):
+            logging.getLogger("openrealtime.server").info(line)
     if settings.workers > 1:
         # Workers are new processes: they rebuild the settings from the
         # environment, so the flags travel there.
         os.environ.update(settings_env(args))
-        logging.config.dictConfig(options["log_config"])
         if not settings.auth_enabled:
             logging.getLogger("openrealtime.server").warning(
                 "Authentication is off: no API key is configured, so any client "
@@ -266,6 +468,8 @@ def _serve(args: argparse.Namespace) -> int:
                 "require one."
             )
         os.environ[AUTH_WARNED_ENV] = "1"
+        # Workers exit when this process dies, even by SIGKILL.
+        os.environ[MASTER_PID_ENV] = str(os.getpid())
         uvicorn.run(
             "openrealtime.server.app:app_from_env",
             factory=True,
@@ -273,7 +477,6 @@ def _serve(args: argparse.Namespace) -> int:
             **options,
         )
         return 0
-    logging.config.dictConfig(options["log_config"])
     uvicorn.run(create_app(settings), **options)
     return 0
 
@@ -282,6 +485,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``openrealtime`` command; return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     run: Command = args.run
     try:
         return run(args)

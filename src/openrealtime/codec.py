@@ -18,6 +18,7 @@ valid; a test fuzzes them against each other.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -260,6 +261,8 @@ def explain(
                 return errors.string_too_long(path, t.max_length, len(value))
             if t.min_length is not None and len(value) < t.min_length:
                 return errors.string_too_short(path, t.min_length, len(value))
+            if t.pattern is not None and re.search(t.pattern, value) is None:
+                return errors.pattern_mismatch(path, t.pattern)
             return None
         case mi.BoolType():
             if isinstance(value, bool):

@@ -35,6 +35,7 @@ from openrealtime.models.session import (
     AudioInputUpdate,
     AudioOutputConfig,
     AudioOutputUpdate,
+    FunctionTool,
     NoiseReduction,
     NoiseReductionUpdate,
     PcmFormat,
@@ -46,6 +47,9 @@ from openrealtime.models.session import (
     ServerVad,
     SessionConfig,
     SessionUpdate,
+    Tool,
+    ToolChoice,
+    ToolChoiceFunction,
     Transcription,
     TranscriptionAudioConfig,
     TranscriptionSessionConfig,
@@ -286,6 +290,8 @@ def _apply_realtime(
     if update.tools is not UNSET:
         changes["tools"] = update.tools
     if update.tool_choice is not UNSET:
+        tools = update.tools if update.tools is not UNSET else config.tools
+        check_tool_choice(tools, update.tool_choice, "session.tool_choice")
         changes["tool_choice"] = update.tool_choice
     if update.parallel_tool_calls is not UNSET:
         changes["parallel_tool_calls"] = update.parallel_tool_calls
@@ -405,3 +411,20 @@ def _merge(current: _T, update: msgspec.Struct) -> _T:
         if value is not UNSET:
             changes[name] = value
     return replace(current, **changes) if changes else current
+
+
+def check_tool_choice(tools: list[Tool], tool_choice: ToolChoice, param: str) -> None:
+    """A forced function must be one of the function tools.
+
+    Raises:
+        InvalidRequestError: "Tool choice 'x' not found in 'tools' parameter."
+            (the wording of OpenAI's other APIs for the same mistake).
+    """
+    if isinstance(tool_choice, ToolChoiceFunction) and not any(
+        isinstance(t, FunctionTool) and t.name == tool_choice.name for t in tools
+    ):
+        raise InvalidRequestError(
+            "invalid_value",
+            f"Tool choice '{tool_choice.name}' not found in 'tools' parameter.",
+            param,
+        )

@@ -26,6 +26,7 @@ __all__ = [
     "missing_required",
     "missing_type",
     "not_an_object",
+    "pattern_mismatch",
     "session_type_switch",
     "string_too_long",
     "string_too_short",
@@ -123,6 +124,19 @@ def string_too_long(param: str, maximum: int, length: int) -> InvalidRequestErro
         "string_above_max_length",
         f"Invalid '{param}': string too long. Expected a string with maximum length "
         f"{maximum}, but got a string with length {length} instead.",
+        param,
+    )
+
+
+def pattern_mismatch(param: str, pattern: str) -> InvalidRequestError:
+    """``Invalid 'p': string does not match pattern. Expected a string that ...``
+
+    OpenAI's wording for a function name such as ``get.weather``.
+    """
+    return InvalidRequestError(
+        "invalid_value",
+        f"Invalid '{param}': string does not match pattern. Expected a string that "
+        f"matches the pattern '{pattern}'.",
         param,
     )
 

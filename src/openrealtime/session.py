@@ -45,7 +45,13 @@ from msgspec import UNSET
 
 from openrealtime import audio, errors
 from openrealtime.codec import decode_client_event, decode_server_event, encode
-from openrealtime.config import Defaults, SessionKind, apply_update, default_config
+from openrealtime.config import (
+    Defaults,
+    SessionKind,
+    apply_update,
+    check_tool_choice,
+    default_config,
+)
 from openrealtime.exceptions import (
     InvalidRequestError,
     InvalidState,
@@ -81,12 +87,14 @@ from openrealtime.models.items import (
 )
 from openrealtime.models.responses import (
     InputTokenDetails,
+    ItemReference,
     OutputTokenDetails,
     Response,
     ResponseAudio,
     ResponseAudioOutput,
     ResponseCreateParams,
     ResponseStatusDetails,
+    ResponseStatusError,
     Usage,
 )
 from openrealtime.models.server_events import (
@@ -105,6 +113,9 @@ from openrealtime.models.server_events import (
     InputAudioBufferSpeechStartedEvent,
     InputAudioBufferSpeechStoppedEvent,
     InputAudioBufferTimeoutTriggeredEvent,
+    LogProb,
+    RateLimit,
+    RateLimitsUpdatedEvent,
     ResponseContentPartAddedEvent,
     ResponseContentPartDoneEvent,
     ResponseCreatedEvent,
@@ -124,6 +135,7 @@ from openrealtime.models.server_events import (
     SessionUpdatedEvent,
     TranscriptionFailure,
     TranscriptionUsageDuration,
+    TranscriptionUsageTokens,
     _AudioPartInfo as AudioPartInfo,
     _TextPartInfo as TextPartInfo,
 )
@@ -257,22 +269,50 @@ class Limits:
         max_output_audio_ms: audio one response may produce; past it the
             response ends ``incomplete`` (reason ``max_output_tokens``) and
             its responder is cancelled. ``None``: no cap.
+        max_audio_bytes: audio kept for ``conversation.item.retrieve`` (user
+            and assistant audio, in their wire formats); past it the oldest
+            items' audio is let go (they are retrieved with no ``audio``).
+        rate_limit_requests: the ``requests`` limit ``rate_limits.updated``
+            reports (responses per ``rate_limit_window_s``).
+        rate_limit_tokens: the ``tokens`` limit it reports (tokens per window).
+        rate_limit_window_s: the window of both, in seconds.
     """
 
     max_buffer_bytes: int = 32 * 1024 * 1024
     max_items: int = 4096
     min_commit_ms: int = 100
     max_output_audio_ms: int | None = 5 * 60 * 1000
+    max_audio_bytes: int = 64 * 1024 * 1024
+    rate_limit_requests: int = 5000
+    rate_limit_tokens: int = 400_000
+    rate_limit_window_s: float = 60.0
 
 
 # --- The response in progress -------------------------------------------------------
 
 
 @dataclass(slots=True)
+class _Audio:
+    """The audio of an item's audio part: its length, bytes and transcript.
+
+    ``marks`` are the transcript deltas of assistant audio, each with the
+    length of the audio that preceded it, so a truncation keeps the words
+    heard. ``data`` is ``None`` once let go (``Limits.max_audio_bytes``).
+    """
+
+    format: AudioFormatType
+    ms: float = 0.0
+    data: bytearray | None = field(default_factory=bytearray)
+    marks: list[tuple[float, str]] = field(default_factory=list)
+    #: Truncated while streaming: later audio and transcript are dropped.
+    truncated: bool = False
+
+
+@dataclass(slots=True)
 class _Part:
     kind: Literal["text", "audio"]
+    audio: _Audio
     text: list[str] = field(default_factory=list)
-    audio_ms: float = 0.0
 
 
 @dataclass(slots=True)
@@ -284,10 +324,18 @@ class _Active:
     item: MessageItem | None = None
     part: _Part | None = None
     callable: frozenset[str] = frozenset()
+    declared: frozenset[str] = frozenset()
+    max_tokens: int | None = None
     output_tokens_text: int = 0
     output_tokens_audio: int = 0
     audio_ms: float = 0.0
     resampler_rate: int = 24000
+
+    def room(self) -> int | None:
+        """Output tokens left under ``max_output_tokens`` (None: no limit)."""
+        if self.max_tokens is None:
+            return None
+        return self.max_tokens - self.output_tokens_text - self.output_tokens_audio
 
 
 _PART_TAGS: dict[type, str] = {
@@ -319,6 +367,11 @@ def _callable(tools: list[Tool], tool_choice: ToolChoice) -> frozenset[str]:
     if isinstance(tool_choice, ToolChoiceFunction):
         return names & {tool_choice.name}
     return names
+
+
+def _none_unset(value: Any) -> Any:
+    """``null`` in an optional field of ``response.create`` means absent."""
+    return UNSET if value is None else value
 
 
 def _tokens(text: str) -> int:
@@ -397,7 +450,9 @@ class Session:
         # Conversation: item ids in order, and the items by id.
         self._order: list[str] = []
         self._items: dict[str, ConversationItem] = {}
-        self._item_audio_ms: dict[str, float] = {}
+        #: The audio of items' audio parts (user input, assistant output).
+        self._audio: dict[str, _Audio] = {}
+        self._audio_bytes = 0
         # Input audio buffer (bytes in the input format since the last commit).
         self._buffer = bytearray()
         self._buffer_start_ms = 0.0  # input timeline position of _buffer[0]
@@ -416,8 +471,16 @@ class Session:
         self._detector_generation = 0
         self._speech_item_id: str | None = None
         self._speech_start_ms = 0
+        #: The in-band response in progress, and the out-of-band ones.
         self._active: _Active | None = None
+        self._oob: dict[str, _Active] = {}
         self._idle_deadline: float | None = None
+        #: Input timeline position when the idle timeout was armed.
+        self._idle_audio_start = 0.0
+        # rate_limits.updated: the current window's start and use.
+        self._window_start: float | None = None
+        self._window_requests = 0
+        self._window_tokens = 0
         self._expires_at = float(self.config.expires_at)
         self.close_code: int | None = None
         self.close_reason: str = ""
@@ -513,89 +576,125 @@ class Session:
     # --- Reports from the driver: responses ------------------------------------------
 
     def response_text(self, response_id: str, delta: str) -> None:
-        """The responder produced text (a transcript, in audio modality)."""
+        """The responder produced text (a transcript, in audio modality).
+
+        In audio modality, send each piece of transcript just before the
+        audio that speaks it: a truncation keeps the words whose audio was
+        heard, and a cancelled item keeps what was streamed.
+        """
         active = self._response(response_id)
         if active is None or not delta:
             return
         part = self._open_part(active)
-        part.text.append(delta)
-        item_id, output_index = self._item_position(active)
-        kw: dict[str, Any] = dict(
-            event_id=self._event_id(),
-            response_id=response_id,
-            item_id=item_id,
-            output_index=output_index,
-            content_index=0,
-            delta=delta,
-        )
-        if part.kind == "audio":
-            self._emit(ResponseOutputAudioTranscriptDeltaEvent(**kw))
-        else:
-            self._emit(ResponseOutputTextDeltaEvent(**kw))
-        active.output_tokens_text += _tokens(delta)
+        if part.audio.truncated:
+            return  # the client stopped listening (conversation.item.truncate)
+        room = active.room()
+        stop = room is not None and _tokens(delta) > room
+        if stop:
+            assert room is not None
+            delta = delta[: room * 4]
+        if delta:
+            part.text.append(delta)
+            item_id, output_index = self._item_position(active)
+            kw: dict[str, Any] = dict(
+                event_id=self._event_id(),
+                response_id=response_id,
+                item_id=item_id,
+                output_index=output_index,
+                content_index=0,
+                delta=delta,
+            )
+            if part.kind == "audio":
+                part.audio.marks.append((part.audio.ms, delta))
+                self._emit(ResponseOutputAudioTranscriptDeltaEvent(**kw))
+            else:
+                self._emit(ResponseOutputTextDeltaEvent(**kw))
+            active.output_tokens_text += _tokens(delta)
+        if stop:
+            self._stop(active, "max_output_tokens")
 
     def response_audio(self, response_id: str, pcm16: bytes, rate: int = 24000) -> None:
         """The responder produced audio (PCM16 mono at ``rate``).
 
         It is converted to the session's output format. Text-only responses
         drop it. The first assistant audio locks the voice. Audio past
-        ``limits.max_output_audio_ms`` is cut off and ends the response
-        ``incomplete`` (``max_output_tokens``), cancelling its responder.
+        ``max_output_tokens`` or past ``limits.max_output_audio_ms`` is cut
+        off and ends the response ``incomplete`` (``max_output_tokens``),
+        cancelling its responder.
         """
         active = self._response(response_id)
         if active is None or not pcm16 or active.modality != "audio":
             return
-        cap = self.limits.max_output_audio_ms
-        over = False
-        if cap is not None:
-            room = int((cap - active.audio_ms) * rate / 1000) * 2
-            if len(pcm16) > room:
-                pcm16, over = pcm16[: max(room, 0)], True
-        if pcm16:
-            self._audio_delta(active, pcm16, rate)
-        if over:
-            self._actions.append(CancelResponse(active.response.id))
-            self._finish(active, "incomplete", "max_output_tokens")
-
-    def _audio_delta(self, active: _Active, pcm16: bytes, rate: int) -> None:
         part = self._open_part(active)
-        fmt = _format_type(active.format)
-        data = audio.from_pcm16(pcm16, rate, fmt)
+        record = part.audio
+        if record.truncated:
+            return
         ms = len(pcm16) / 2 * 1000 / rate
-        part.audio_ms += ms
-        active.audio_ms += ms
-        active.output_tokens_audio += math.ceil(ms / 50)
-        item_id, output_index = self._item_position(active)
-        self._emit(
-            ResponseOutputAudioDeltaEvent(
-                event_id=self._event_id(),
-                response_id=active.response.id,
-                item_id=item_id,
-                output_index=output_index,
-                content_index=0,
-                delta=base64.b64encode(data).decode("ascii"),
+        keep = len(pcm16)
+        room = active.room()
+        if room is not None and math.ceil(ms / 50) > room:
+            keep = rate * room * 50 // 1000 * 2
+        cap = self.limits.max_output_audio_ms
+        if cap is not None and active.audio_ms + ms > cap:
+            keep = min(keep, max(0, int((cap - active.audio_ms) * rate / 1000) * 2))
+        stop = keep < len(pcm16)
+        if stop:
+            pcm16 = pcm16[:keep]
+            ms = len(pcm16) / 2 * 1000 / rate
+        if pcm16:
+            data = audio.from_pcm16(pcm16, rate, record.format)
+            record.ms += ms
+            active.audio_ms += ms
+            active.output_tokens_audio += math.ceil(ms / 50)
+            self._keep_audio(record, data)
+            item_id, output_index = self._item_position(active)
+            self._emit(
+                ResponseOutputAudioDeltaEvent(
+                    event_id=self._event_id(),
+                    response_id=response_id,
+                    item_id=item_id,
+                    output_index=output_index,
+                    content_index=0,
+                    delta=base64.b64encode(data).decode("ascii"),
+                )
             )
-        )
-        # "Voice cannot be changed during the session once the model has
-        # responded with audio at least once."
-        self.voice_locked = True
+            # "Voice cannot be changed during the session once the model has
+            # responded with audio at least once."
+            self.voice_locked = True
+        if stop:
+            self._stop(active, "max_output_tokens")
 
     def response_function_call(
         self, response_id: str, name: str, arguments: str, *, call_id: str | None = None
     ) -> str | None:
         """The responder calls a function. Returns the ``call_id``.
 
-        Emits the whole function-call item: added, argument delta, done.
+        Emits the whole function-call item: added, argument delta, done. A
+        call the request does not allow (a function the client did not
+        declare, or one ``tool_choice`` rules out) is dropped, with a warning
+        naming which; the rest of the response goes on.
         """
         active = self._response(response_id)
         if active is None:
             return None
         if name not in active.callable:
-            # tool_choice is binding whatever the responder does: "none", a
-            # forced function, or a name that is not a configured tool.
-            logger.warning(
-                "responder called %r, which tool_choice does not allow", name
-            )
+            if name not in active.declared:
+                logger.warning(
+                    "responder called %r, which is not a function tool of this "
+                    "response (declared: %s); the call is left out",
+                    name,
+                    ", ".join(sorted(active.declared)) or "none",
+                )
+            else:
+                logger.warning(
+                    "responder called %r, which tool_choice rules out; the call is "
+                    "left out",
+                    name,
+                )
+            return None
+        room = active.room()
+        if room is not None and _tokens(arguments) + _tokens(name) > room:
+            self._stop(active, "max_output_tokens")
             return None
         self._close_message(active)
         call_id = call_id or self._ids.new("call_", self._now)
@@ -643,25 +742,61 @@ class Session:
         status: Literal["completed", "incomplete", "failed"] = "completed",
         reason: Literal["max_output_tokens", "content_filter"] | None = None,
     ) -> None:
-        """The responder finished. Emits the closing events and ``response.done``."""
+        """The responder finished. Emits the closing events and ``response.done``.
+
+        ``status="incomplete"`` with a ``reason`` is a responder that stopped
+        early (a chat model's ``finish_reason: "length"`` is
+        ``max_output_tokens``).
+        """
         active = self._response(response_id)
         if active is None:
             return
         self._finish(active, status, reason)
 
-    def response_failed(self, response_id: str) -> None:
-        """The responder raised: end the response as ``failed``."""
+    def response_failed(
+        self,
+        response_id: str,
+        error: ResponseStatusError | None = None,
+    ) -> None:
+        """The responder raised: end the response as ``failed``.
+
+        ``error`` says why (``status_details.error``); without one it is a
+        generic ``server_error``.
+        """
         active = self._response(response_id)
         if active is None:
             return
-        self._finish(active, "failed", None)
+        self._finish(
+            active,
+            "failed",
+            None,
+            error
+            or ResponseStatusError(
+                type="server_error",
+                code="responder_failed",
+                message="The server failed to produce this response.",
+            ),
+        )
+
+    def response_active(self, response_id: str) -> bool:
+        """Whether this response is in progress (in-band or out-of-band)."""
+        return self._response(response_id) is not None
 
     # --- Reports from the driver: transcription --------------------------------------
 
     def transcription_delta(
-        self, item_id: str, delta: str, content_index: int = 0
+        self,
+        item_id: str,
+        delta: str,
+        content_index: int = 0,
+        *,
+        logprobs: list[LogProb] | None = None,
     ) -> None:
-        """A piece of a user audio item's transcript."""
+        """A piece of a user audio item's transcript.
+
+        ``logprobs`` (the engine's, when it gives them) are sent only when
+        ``include`` asks for ``item.input_audio_transcription.logprobs``.
+        """
         if item_id not in self._items or not delta:
             return
         self._emit(
@@ -670,13 +805,25 @@ class Session:
                 item_id=item_id,
                 content_index=content_index,
                 delta=delta,
+                logprobs=self._logprobs(logprobs),
             )
         )
 
     def transcription_completed(
-        self, item_id: str, transcript: str, content_index: int = 0
+        self,
+        item_id: str,
+        transcript: str,
+        content_index: int = 0,
+        *,
+        logprobs: list[LogProb] | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
     ) -> None:
-        """A user audio item's transcript is complete; it joins the item."""
+        """A user audio item's transcript is complete; it joins the item.
+
+        Usage is in tokens when the engine counts them (``input_tokens`` and
+        ``output_tokens``), else the audio's duration in seconds.
+        """
         item = self._items.get(item_id)
         if item is None:
             return
@@ -684,16 +831,33 @@ class Session:
             part = item.content[content_index]
             if isinstance(part, InputAudioPart):
                 part.transcript = transcript
-        seconds = self._item_audio_ms.get(item_id, 0.0) / 1000
+        usage: TranscriptionUsageTokens | TranscriptionUsageDuration
+        if input_tokens is not None and output_tokens is not None:
+            usage = TranscriptionUsageTokens(
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                total_tokens=input_tokens + output_tokens,
+            )
+        else:
+            record = self._audio.get(item_id)
+            seconds = record.ms / 1000 if record is not None else 0.0
+            usage = TranscriptionUsageDuration(seconds=round(seconds, 3))
         self._emit(
             ConversationItemInputAudioTranscriptionCompletedEvent(
                 event_id=self._event_id(),
                 item_id=item_id,
                 content_index=content_index,
                 transcript=transcript,
-                usage=TranscriptionUsageDuration(seconds=round(seconds, 3)),
+                logprobs=self._logprobs(logprobs),
+                usage=usage,
             )
         )
+
+    def _logprobs(self, logprobs: list[LogProb] | None) -> list[LogProb] | None | Any:
+        include = self.config.include
+        if include is None or "item.input_audio_transcription.logprobs" not in include:
+            return UNSET
+        return logprobs
 
     def transcription_failed(
         self, item_id: str, message: str, *, code: str = "transcription_failed"
@@ -744,6 +908,28 @@ class Session:
     def buffered_ms(self) -> int:
         """Milliseconds of audio in the input buffer."""
         return audio.duration_ms(len(self._buffer), self._input_format())
+
+    @property
+    def speech_item_id(self) -> str | None:
+        """The item id of the turn server VAD is hearing now (None: no speech)."""
+        return self._speech_item_id
+
+    def speech_audio(self, last_ms: int | None = None) -> tuple[bytes, int]:
+        """The audio of the turn in progress, as PCM16 and its rate.
+
+        From ``speech_started``'s ``audio_start_ms`` to what is buffered now
+        (or only its last ``last_ms``): what ``speech_stopped`` would commit
+        if the turn ended here, so a driver can start transcribing before it
+        does. Empty when no speech is in progress.
+        """
+        if self._speech_item_id is None:
+            return b"", audio.sample_rate(self._input_format())
+        fmt = self._input_format()
+        start = audio.bytes_for_ms(self._speech_start_ms - self._buffer_start_ms, fmt)
+        start = max(0, min(start, len(self._buffer)))
+        if last_ms is not None:
+            start = max(start, len(self._buffer) - audio.bytes_for_ms(last_ms, fmt))
+        return audio.to_pcm16(bytes(self._buffer[start:]), fmt)
 
     # --- Private methods: dispatch ---------------------------------------------------
 
@@ -921,7 +1107,9 @@ class Session:
         )
         self._insert(item, previous)
         fmt = self._input_format()
-        self._item_audio_ms[item_id] = audio.duration_ms(len(data), fmt)
+        record = _Audio(fmt, ms=audio.duration_ms(len(data), fmt))
+        self._audio[item_id] = record
+        self._keep_audio(record, data)
         transcription = self.config.audio.input.transcription
         if transcription is not None:
             pcm, rate = audio.to_pcm16(data, fmt)
@@ -955,9 +1143,8 @@ class Session:
             and td.interrupt_response is not False
             and self.kind == "realtime"
             and self._active is not None
-            and not self._active.out_of_band
         ):
-            self._cancel_active("turn_detected")
+            self._cancel_response(self._active, "turn_detected")
 
     def _speech_stopped(self, ms: int) -> None:
         item_id = self._speech_item_id or self._ids.new("item_", self._now)
@@ -991,16 +1178,32 @@ class Session:
         td = self._turn_detection()
         if not isinstance(td, ServerVad) or td.idle_timeout_ms is None or self._active:
             return
-        position = round(self._buffer_start_ms + self.buffered_ms)
+        # "audio_start_ms and audio_end_ms ... demarcate the segment of audio
+        # after the last model response up to the triggering time ... The
+        # empty audio will be committed to the conversation as an input_audio
+        # item (there will be a input_audio_buffer.committed event) and a
+        # model response will be generated."
+        end = self._buffer_start_ms + self.buffered_ms
+        start = min(max(self._idle_audio_start, self._buffer_start_ms), end)
+        fmt = self._input_format()
+        skip = min(
+            audio.bytes_for_ms(start - self._buffer_start_ms, fmt), len(self._buffer)
+        )
+        data = bytes(self._buffer[skip:])
+        self._buffer.clear()
+        self._buffer_start_ms = end
+        self._reset_detector()
         item_id = self._ids.new("item_", self._now)
+        self._speech_item_id = None
         self._emit(
             InputAudioBufferTimeoutTriggeredEvent(
                 event_id=self._event_id(),
-                audio_start_ms=position,
-                audio_end_ms=position,
+                audio_start_ms=round(start),
+                audio_end_ms=round(end),
                 item_id=item_id,
             )
         )
+        self._commit(data, item_id)
         self._create_response(None)
 
     # --- Conversation items ----------------------------------------------------------
@@ -1013,7 +1216,7 @@ class Session:
         if len(self._order) > self.limits.max_items:
             oldest = self._order.pop(0)
             del self._items[oldest]
-            self._item_audio_ms.pop(oldest, None)
+            self._drop_audio(oldest)
         self._emit(
             ConversationItemAddedEvent(
                 event_id=self._event_id(), previous_item_id=previous, item=item
@@ -1072,6 +1275,14 @@ class Session:
                     raise errors.invalid_value(
                         part.__struct_config__.tag, names, f"item.content[{i}].type"
                     )
+                if isinstance(part, OutputAudioPart):
+                    if part.audio is None:
+                        part.audio = UNSET
+                        if part.transcript is UNSET:
+                            # The hosted API speaks of the text it is missing.
+                            raise errors.missing_required(f"item.content[{i}].text")
+                    elif part.audio is not UNSET:
+                        self._check_base64(part.audio, f"item.content[{i}].audio")
                 if isinstance(part, InputAudioPart):
                     if part.transcript is UNSET:
                         part.transcript = None
@@ -1124,19 +1335,32 @@ class Session:
                 "audio.",
                 "content_index",
             )
-        length = round(self._item_audio_ms.get(event.item_id, 0.0))
+        # The audio generated so far, also while the item is still streaming.
+        record = self._audio.get(event.item_id)
+        length = round(record.ms) if record is not None else 0
         if event.audio_end_ms > length:
             raise InvalidRequestError(
                 "invalid_value",
-                f"Audio content of {length}ms is shorter than {event.audio_end_ms}ms.",
-                "audio_end_ms",
+                f"Audio content of {length}ms is already shorter than "
+                f"{event.audio_end_ms}ms",
+                None,  # as captured (pipecat-ai/pipecat#2106)
             )
         part = item.content[event.content_index]
         assert isinstance(part, OutputAudioPart)
         # "Truncating audio will delete the server-side text transcript to
-        # ensure there is not text in the context that hasn't been heard."
-        part.transcript = ""
-        self._item_audio_ms[event.item_id] = event.audio_end_ms
+        # ensure there is not text in the context that hasn't been heard":
+        # the transcript keeps the words sent before the audio heard.
+        transcript = ""
+        if record is not None:
+            record.marks = [m for m in record.marks if m[0] < event.audio_end_ms]
+            transcript = "".join(delta for _, delta in record.marks)
+            record.ms = event.audio_end_ms
+            record.truncated = True  # a part still streaming stops growing
+            if record.data is not None:
+                keep = audio.bytes_for_ms(event.audio_end_ms, record.format)
+                self._audio_bytes -= max(0, len(record.data) - keep)
+                del record.data[keep:]
+        part.transcript = transcript
         self._emit(
             ConversationItemTruncatedEvent(
                 event_id=self._event_id(),
@@ -1150,19 +1374,63 @@ class Session:
         self._item(item_id)
         self._order.remove(item_id)
         del self._items[item_id]
-        self._item_audio_ms.pop(item_id, None)
+        self._drop_audio(item_id)
         self._emit(
             ConversationItemDeletedEvent(event_id=self._event_id(), item_id=item_id)
         )
 
     def _retrieve(self, item_id: str) -> None:
         item = self._item(item_id)
+        record = self._audio.get(item_id)
+        if (
+            record is not None
+            and record.data is not None
+            and isinstance(item, MessageItem)
+        ):
+            # The item with its audio, as the hosted API returns it: the user's
+            # input audio (as committed) or the assistant's (as heard).
+            encoded = base64.b64encode(record.data).decode("ascii")
+            content: list[Any] = [
+                msgspec.structs.replace(part, audio=encoded)
+                if isinstance(part, InputAudioPart | OutputAudioPart)
+                else part
+                for part in item.content
+            ]
+            item = msgspec.structs.replace(item, content=content)
         self._emit(ConversationItemRetrievedEvent(event_id=self._event_id(), item=item))
+
+    def _keep_audio(self, record: _Audio, data: bytes) -> None:
+        """Keep an item's audio for retrieval, within ``max_audio_bytes``."""
+        if record.data is None:
+            return
+        record.data += data
+        self._audio_bytes += len(data)
+        if self._audio_bytes > self.limits.max_audio_bytes:
+            for other in self._audio.values():  # oldest first
+                if other.data is not None and other is not record:
+                    self._audio_bytes -= len(other.data)
+                    other.data = None
+                    if self._audio_bytes <= self.limits.max_audio_bytes:
+                        return
+            # This one alone is over the limit: keep none of it.
+            self._audio_bytes -= len(record.data)
+            record.data = None
+
+    def _drop_audio(self, item_id: str) -> None:
+        record = self._audio.pop(item_id, None)
+        if record is not None and record.data is not None:
+            self._audio_bytes -= len(record.data)
+            record.data = None  # an item still streaming keeps no more
 
     # --- Responses -------------------------------------------------------------------
 
     def _create_response(self, params: ResponseCreateParams | None) -> None:
-        if self._active is not None:
+        config = self.config
+        assert isinstance(config, RealtimeSessionConfig)
+        p = params or ResponseCreateParams()
+        out_of_band = _none_unset(p.conversation) == "none"
+        if self._active is not None and not out_of_band:
+            # Out-of-band responses may run beside the default conversation's.
             raise InvalidRequestError(
                 "conversation_already_has_active_response",
                 "Conversation already has an active response in progress: "
@@ -1170,14 +1438,9 @@ class Session:
                 "before creating a new one.",
                 None,
             )
-        config = self.config
-        assert isinstance(config, RealtimeSessionConfig)
-        p = params or ResponseCreateParams()
-        modalities = (
-            p.output_modalities
-            if p.output_modalities is not UNSET
-            else config.output_modalities
-        )
+        modalities = _none_unset(p.output_modalities)
+        if modalities is UNSET:
+            modalities = config.output_modalities
         if len(modalities) != 1:
             raise InvalidRequestError(
                 "invalid_value",
@@ -1187,25 +1450,40 @@ class Session:
             )
         fmt = config.audio.output.format
         voice = config.audio.output.voice
-        if p.audio is not UNSET and p.audio.output is not UNSET:
-            if p.audio.output.format is not UNSET:
-                fmt = p.audio.output.format
-            if p.audio.output.voice is not UNSET:
-                if self.voice_locked and p.audio.output.voice != voice:
+        output = _none_unset(p.audio)
+        output = output.output if output is not UNSET else UNSET
+        if output is not UNSET and output is not None:
+            if _none_unset(output.format) is not UNSET:
+                fmt = output.format
+            if _none_unset(output.voice) is not UNSET:
+                if self.voice_locked and output.voice != voice:
                     raise errors.cannot_update_voice()
-                voice = p.audio.output.voice
-        out_of_band = p.conversation is not UNSET and p.conversation == "none"
+                voice = output.voice
+        tools = _none_unset(p.tools)
+        if tools is UNSET:
+            tools = config.tools
+        tool_choice = _none_unset(p.tool_choice)
+        if tool_choice is UNSET:
+            tool_choice = config.tool_choice
+        check_tool_choice(tools, tool_choice, "response.tool_choice")
         conversation: list[ConversationItem]
-        if p.input is not UNSET:
-            conversation = [self._check_item(i) for i in p.input]
+        inputs = _none_unset(p.input)
+        if inputs is not UNSET:
+            conversation = [
+                self._item(i.id, f"response.input[{n}].id")
+                if isinstance(i, ItemReference)
+                else self._check_item(i)
+                for n, i in enumerate(inputs)
+            ]
         else:
             conversation = self.items
-        max_tokens = (
-            p.max_output_tokens
-            if p.max_output_tokens is not UNSET
-            else config.max_output_tokens
-        )
+        max_tokens = _none_unset(p.max_output_tokens)
+        if max_tokens is UNSET:
+            max_tokens = config.max_output_tokens
         metadata = p.metadata if p.metadata is not UNSET else None
+        instructions = _none_unset(p.instructions)
+        if instructions is UNSET:
+            instructions = config.instructions
         response_id = self._ids.new("resp_", self._now)
         response = Response(
             id=response_id,
@@ -1217,25 +1495,25 @@ class Session:
             audio=ResponseAudio(output=ResponseAudioOutput(format=fmt, voice=voice)),
             metadata=metadata,
         )
-        tools = p.tools if p.tools is not UNSET else config.tools
-        tool_choice = (
-            p.tool_choice if p.tool_choice is not UNSET else config.tool_choice
-        )
-        self._active = _Active(
+        active = _Active(
             response=response,
             format=fmt,
             out_of_band=out_of_band,
             modality=modalities[0],
             callable=_callable(tools, tool_choice),
+            declared=_callable(tools, "auto"),
+            max_tokens=max_tokens if isinstance(max_tokens, int) else None,
         )
+        if out_of_band:
+            self._oob[response_id] = active
+        else:
+            self._active = active
         self._idle_deadline = None
         self._emit(ResponseCreatedEvent(event_id=self._event_id(), response=response))
         request = ResponseRequest(
             response_id=response_id,
             conversation=conversation,
-            instructions=p.instructions
-            if p.instructions is not UNSET
-            else config.instructions,
+            instructions=instructions,
             tools=tools,
             tool_choice=tool_choice,
             output_modalities=list(modalities),
@@ -1251,32 +1529,39 @@ class Session:
         return "conv_" + self.config.id.removeprefix("sess_")
 
     def _cancel(self, response_id: str | None) -> None:
-        active = self._active
-        if active is None or (
-            response_id is not None and response_id != active.response.id
-        ):
+        if response_id is None:
+            # The default conversation's response, else the newest out-of-band.
+            target = self._active or next(reversed(self._oob.values()), None)
+        else:
+            target = self._response(response_id)
+        if target is None:
             raise InvalidRequestError(
                 "response_cancel_not_active",
                 "Cancellation failed: no active response found",
                 None,
             )
-        self._cancel_active("client_cancelled")
+        self._cancel_response(target, "client_cancelled")
 
-    def _cancel_active(
-        self, reason: Literal["client_cancelled", "turn_detected"]
+    def _cancel_response(
+        self, active: _Active, reason: Literal["client_cancelled", "turn_detected"]
     ) -> None:
-        active = self._active
-        assert active is not None
         self._actions.append(CancelResponse(active.response.id))
         self._finish(active, "cancelled", reason)
+
+    def _stop(self, active: _Active, reason: Literal["max_output_tokens"]) -> None:
+        """End a response the engine limits (its responder is stopped)."""
+        self._actions.append(CancelResponse(active.response.id))
+        self._finish(active, "incomplete", reason)
 
     def _response(self, response_id: str) -> _Active | None:
         # Reports for a response that is no longer active (cancelled while the
         # responder was still producing) are dropped.
-        active = self._active
-        if active is None or active.response.id != response_id or self.state is CLOSED:
+        if self.state is CLOSED:
             return None
-        return active
+        active = self._active
+        if active is not None and active.response.id == response_id:
+            return active
+        return self._oob.get(response_id)
 
     def _item_position(self, active: _Active) -> tuple[str, int]:
         assert active.item is not None and isinstance(active.item.id, str)
@@ -1349,7 +1634,14 @@ class Session:
         else:
             item.content.append(OutputTextPart(text=""))
             info = TextPartInfo(text="")
-        active.part = _Part(kind)
+        record = _Audio(_format_type(active.format))
+        assert isinstance(item.id, str)
+        if kind == "audio" and not active.out_of_band:
+            # Measured as it streams: a truncation may come before the end.
+            self._audio[item.id] = record
+        else:
+            record.data = None  # nothing to retrieve it by
+        active.part = _Part(kind, record)
         item_id, output_index = self._item_position(active)
         self._emit(
             ResponseContentPartAddedEvent(
@@ -1377,6 +1669,9 @@ class Session:
             content_index=0,
         )
         text = "".join(part.text)
+        if part.audio.truncated:
+            # A later completion keeps the truncation: what was heard.
+            text = "".join(delta for _, delta in part.audio.marks)
         if part.kind == "audio":
             self._emit(ResponseOutputAudioDoneEvent(event_id=self._event_id(), **base))
             self._emit(
@@ -1386,7 +1681,6 @@ class Session:
             )
             item.content[0] = OutputAudioPart(transcript=text)
             info: Any = AudioPartInfo(transcript=text)
-            self._item_audio_ms[item_id] = part.audio_ms
         else:
             self._emit(
                 ResponseOutputTextDoneEvent(
@@ -1408,6 +1702,7 @@ class Session:
         active: _Active,
         status: Literal["completed", "cancelled", "incomplete", "failed"],
         reason: str | None,
+        error: ResponseStatusError | None = None,
     ) -> None:
         self._close_message(active, status)
         response = active.response
@@ -1416,9 +1711,10 @@ class Session:
             response.status_details = ResponseStatusDetails(
                 type=status,
                 reason=reason if reason is not None else UNSET,  # type: ignore[arg-type]
+                error=error if error is not None else UNSET,
             )
         input_text = sum(_tokens(self._text_of(i)) for i in self.items)
-        input_audio = sum(math.ceil(ms / 100) for ms in self._item_audio_ms.values())
+        input_audio = sum(math.ceil(a.ms / 100) for a in self._audio.values())
         output = active.output_tokens_text + active.output_tokens_audio
         response.usage = Usage(
             total_tokens=input_text + input_audio + output,
@@ -1432,14 +1728,58 @@ class Session:
                 audio_tokens=active.output_tokens_audio,
             ),
         )
-        self._active = None
+        if active is self._active:
+            self._active = None
+        else:
+            del self._oob[response.id]
         self._emit(ResponseDoneEvent(event_id=self._event_id(), response=response))
+        self._emit_rate_limits(response.usage.total_tokens)
         td = self._turn_detection()
         if isinstance(td, ServerVad) and isinstance(td.idle_timeout_ms, int):
             # "it's set to the `response.done` time plus audio playback duration"
             self._idle_deadline = (
                 self._now + (active.audio_ms + td.idle_timeout_ms) / 1000
             )
+            self._idle_audio_start = self._buffer_start_ms + self.buffered_ms
+
+    def _emit_rate_limits(self, tokens: int) -> None:
+        """``rate_limits.updated`` after ``response.done``, as the hosted API.
+
+        The limits are the operator's (``Limits.rate_limit_*``); what is left
+        counts this session's responses and tokens in the current window.
+        """
+        limits = self.limits
+        window = limits.rate_limit_window_s
+        if self._window_start is None or self._now >= self._window_start + window:
+            self._window_start = self._now
+            self._window_requests = 0
+            self._window_tokens = 0
+        self._window_requests += 1
+        self._window_tokens += tokens
+        reset = round(max(0.0, self._window_start + window - self._now), 3)
+        self._emit(
+            RateLimitsUpdatedEvent(
+                event_id=self._event_id(),
+                rate_limits=[
+                    RateLimit(
+                        name="requests",
+                        limit=limits.rate_limit_requests,
+                        remaining=max(
+                            0, limits.rate_limit_requests - self._window_requests
+                        ),
+                        reset_seconds=reset,
+                    ),
+                    RateLimit(
+                        name="tokens",
+                        limit=limits.rate_limit_tokens,
+                        remaining=max(
+                            0, limits.rate_limit_tokens - self._window_tokens
+                        ),
+                        reset_seconds=reset,
+                    ),
+                ],
+            )
+        )
 
     @staticmethod
     def _text_of(item: ConversationItem) -> str:
@@ -1467,9 +1807,11 @@ class Session:
             raise InvalidState("session is closed")
 
     def _close(self, code: int, reason: str) -> None:
-        if self._active is not None:
-            self._actions.append(CancelResponse(self._active.response.id))
-            self._active = None
+        for active in [self._active, *self._oob.values()]:
+            if active is not None:
+                self._actions.append(CancelResponse(active.response.id))
+        self._active = None
+        self._oob.clear()
         self.state = CLOSED
         self.close_code = code
         self.close_reason = reason

@@ -6,7 +6,7 @@ event type to wait for before the next step. Recording runs a fresh server
 with the scenario's responder, puts ``openrealtime record``'s relay in front
 of it and drives the steps through the relay::
 
-    python -m tests.conformance.scenarios      # rewrites transcripts/*.jsonl
+    .venv/bin/python -m tests.conformance.scenarios   # rewrites transcripts/*.jsonl
 
 ``test_transcripts.py`` replays every transcript against a fresh server and
 against an in-process ``Session``.
@@ -311,7 +311,7 @@ async def record(scenario: Scenario) -> None:
     """Record one scenario's transcript through the relay."""
     from tests.server.conftest import running_server
 
-    settings = Settings(responder=scenario.responder)
+    settings = Settings(responder=scenario.responder, pace=0)
     with running_server(settings) as live:
         recorder = Recorder(live.ws_url(), scenario.path, once=True, log=lambda _: None)
         ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()

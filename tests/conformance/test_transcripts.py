@@ -30,7 +30,7 @@ def test_every_transcript_has_a_scenario() -> None:
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
 async def test_replay_against_a_fresh_server(scenario: Scenario) -> None:
     transcript = load_transcript(scenario.path)
-    with running_server(Settings(responder=scenario.responder)) as live:
+    with running_server(Settings(responder=scenario.responder, pace=0)) as live:
         report = await replay(transcript, live.ws_url())
     assert report.ok, format_report(report)
     assert report.server_events == sum(e.dir == "server" for e in transcript.entries)

@@ -47,18 +47,18 @@ class LiveServer:
 
     @property
     def http(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self.port}"
+        """``http://127.0.0.1:PORT`` (``https://`` with TLS)."""
+        return f"http{'s' if self.settings.tls else ''}://127.0.0.1:{self.port}"
 
     @property
     def ws_base(self) -> str:
-        """The SDK's ``websocket_base_url``: ``ws://127.0.0.1:PORT/v1``."""
-        return f"ws://127.0.0.1:{self.port}/v1"
+        """The SDK's ``websocket_base_url``: ``ws://127.0.0.1:PORT/v1`` (``wss://``)."""
+        return f"ws{'s' if self.settings.tls else ''}://127.0.0.1:{self.port}/v1"
 
     def ws_url(self, path: str = "/v1/realtime", **query: str) -> str:
         """A WebSocket URL on this server."""
         qs = f"?{urlencode(query)}" if query else ""
-        return f"ws://127.0.0.1:{self.port}{path}{qs}"
+        return f"ws{'s' if self.settings.tls else ''}://127.0.0.1:{self.port}{path}{qs}"
 
 
 @contextlib.contextmanager
@@ -69,6 +69,7 @@ def running_server(
     secrets: SecretStore | None = None,
     protocol: type[RealtimeProtocol] = RealtimeProtocol,
     ping_timeout: float = 20.0,
+    observer: Any = None,
 ) -> Iterator[LiveServer]:
     """Run a server with ``settings`` in a thread until the block ends.
 
@@ -81,7 +82,7 @@ def running_server(
         http = protocol
     else:  # pragma: no cover - the place to add adapters
         raise ValueError(f"unknown driver {driver!r}")
-    app = create_app(settings, secrets=secrets, warn_no_auth=False)
+    app = create_app(settings, secrets=secrets, observer=observer, warn_no_auth=False)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -96,6 +97,7 @@ def running_server(
         ws_ping_timeout=ping_timeout,
         log_config=None,
         lifespan="off",
+        **settings.ssl_options(),  # TLS when the settings name a certificate
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(
@@ -118,7 +120,7 @@ def running_server(
 @pytest.fixture(scope="module", params=DRIVERS)
 def server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
     """A server that requires :data:`API_KEY`, one per module and driver."""
-    with running_server(Settings(api_keys=(API_KEY,)), request.param) as live:
+    with running_server(Settings(api_keys=(API_KEY,), pace=0), request.param) as live:
         yield live
 
 
@@ -132,5 +134,5 @@ def driver(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="module", params=DRIVERS)
 def open_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
     """A server with authentication off."""
-    with running_server(Settings(), request.param) as live:
+    with running_server(Settings(pace=0), request.param) as live:
         yield live

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from openrealtime.cli import build_parser, build_settings, main, settings_env
+import openrealtime
+from openrealtime.cli import (
+    build_parser,
+    build_settings,
+    check_port,
+    main,
+    settings_env,
+    startup_lines,
+)
 from openrealtime.responders.echo import EchoResponder
 from openrealtime.server.settings import (
     REALTIME_MODELS,
@@ -188,3 +196,82 @@ def test_python_m_openrealtime_serve(tmp_path: Path) -> None:
     assert body == {"status": "ok"}, output
     # One clear warning that authentication is off, and only one.
     assert output.count("Authentication is off") == 1
+    # The URL a client needs, and the inspector's when it is on.
+    assert f"Realtime API: ws://127.0.0.1:{port}/v1/realtime" in output
+    assert "Inspector:" not in output
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """``openrealtime`` alone prints its help (commands and --version), exit 0."""
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: openrealtime")
+    for command in ("serve", "validate", "record", "replay", "--version"):
+        assert command in out
+
+
+def test_python_m_openrealtime_alone_prints_help() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "openrealtime"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: openrealtime")
+    assert result.stderr == ""
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"openrealtime {openrealtime.__version__}\n"
+
+
+def test_startup_lines() -> None:
+    settings = Settings(host="0.0.0.0", port=8123, inspector=True)
+    assert startup_lines(settings) == [
+        "Realtime API: ws://0.0.0.0:8123/v1/realtime",
+        "Inspector: http://0.0.0.0:8123/inspector",
+    ]
+    assert startup_lines(Settings(host="::1", port=9)) == [
+        "Realtime API: ws://[::1]:9/v1/realtime"
+    ]
+
+
+@pytest.mark.parametrize("driver", ["picows", "asgi"])
+def test_port_in_use_is_reported_first(driver: str) -> None:
+    """A port in use: one clear line and exit 2, before the app starts."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "openrealtime",
+                "serve",
+                "--port",
+                str(port),
+                "--driver",
+                driver,
+                "--inspector",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"openrealtime: error: port {port} on 127.0.0.1 is already in use (is "
+        "another server running there?); stop it or choose another port with "
+        "--port\n"
+    )
+    assert "startup complete" not in result.stdout + result.stderr
+
+
+def test_unusable_host_is_one_line() -> None:
+    with pytest.raises(ConfigurationError, match="cannot listen on 192.0.2.1:"):
+        check_port("192.0.2.1", 0)  # TEST-NET-1: not an address of this machine

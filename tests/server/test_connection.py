@@ -107,7 +107,7 @@ async def test_frames_go_out_in_engine_order() -> None:
     connection.receive_text(TEXT_ONLY)
     connection.receive_text(USER_SAYS)
     connection.receive_text('{"type":"response.create"}')
-    await settle(transport, "response.done")
+    await settle(transport, "rate_limits.updated")
     await connection.aclose()
     types = transport.types()
     assert types[:3] == [
@@ -117,8 +117,8 @@ async def test_frames_go_out_in_engine_order() -> None:
     ]
     deltas = [e["delta"] for e in transport.sent if e["type"].endswith("text.delta")]
     assert deltas == ["one ", "two"]
-    assert types[-1] == "response.done"
-    assert transport.sent[-1]["response"]["status"] == "completed"
+    assert types[-2:] == ["response.done", "rate_limits.updated"]
+    assert transport.sent[-2]["response"]["status"] == "completed"
 
 
 async def test_cancel_stops_the_responder() -> None:
@@ -131,8 +131,8 @@ async def test_cancel_stops_the_responder() -> None:
     await settle(transport, "response.output_audio_transcript.delta")
     connection.receive_text('{"type":"response.cancel"}')
     await asyncio.wait_for(responder.closed.wait(), 10)
-    await settle(transport, "response.done")
-    assert transport.sent[-1]["response"]["status"] == "cancelled"
+    await settle(transport, "rate_limits.updated")
+    assert transport.sent[-2]["response"]["status"] == "cancelled"
     await connection.aclose()
 
 
@@ -142,9 +142,11 @@ async def test_responder_failure_ends_the_response_failed(caplog: Any) -> None:
     connection.start()
     connection.receive_text(USER_SAYS)
     connection.receive_text('{"type":"response.create"}')
-    await settle(transport, "response.done")
-    assert transport.sent[-1]["response"]["status"] == "failed"
+    await settle(transport, "rate_limits.updated")
+    assert transport.sent[-2]["response"]["status"] == "failed"
     assert "responder failed" in caplog.text
+    # One line, no traceback (that needs --debug).
+    assert "Traceback" not in caplog.text
     connection.receive_text(TEXT_ONLY)
     await settle(transport, "session.updated")
     await connection.aclose()

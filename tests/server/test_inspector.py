@@ -46,7 +46,9 @@ MAX_EVENTS = 200
 @pytest.fixture(scope="module", params=DRIVERS)
 def inspected(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
     """A server with the inspector on and authentication on (each driver)."""
-    settings = Settings(api_keys=(API_KEY,), inspector=True, inspector_events=50)
+    settings = Settings(
+        api_keys=(API_KEY,), inspector=True, inspector_events=50, pace=0
+    )
     with running_server(settings, request.param) as live:
         yield live
 
@@ -213,7 +215,19 @@ def test_off_by_default_with_no_observer() -> None:
     assert app.state.inspector is None
     assert app.state.realtime.observer is None
     paths = {getattr(r, "path", "") for r in app.routes}
-    assert not any(p.startswith("/inspector") for p in paths)
+    assert [p for p in paths if p.startswith("/inspector")] == ["/inspector"]
+
+
+def test_off_says_how_to_turn_it_on() -> None:
+    """Without --inspector, /inspector is a 404 that names the flag."""
+    with running_server(Settings()) as live:
+        with httpx.Client() as client:
+            response = client.get(f"{live.http}/inspector")
+            assets = client.get(f"{live.http}/inspector/api/sessions")
+    assert response.status_code == 404
+    assert "--inspector" in response.text
+    assert "OPENREALTIME_INSPECTOR=1" in response.text
+    assert assets.status_code == 404
 
 
 def test_observer_passed_to_create_app_still_sees_frames() -> None:
@@ -438,15 +452,107 @@ async def test_page_shows_session_updates_and_live_log(
         await expect(
             log.locator('.entry.server[data-type="response.done"]')
         ).to_have_count(1)
+        # Consecutive deltas show as one entry: the transcript's two words
+        # come between the audio deltas, so there are two.
         audio = log.locator('.entry[data-type="response.output_audio.delta"]')
-        await expect(audio).to_have_count(1)
-        await expect(audio).to_contain_text("bytes audio")
-        await expect(audio).to_contain_text("events)")
+        await expect(audio).to_have_count(2)
+        await expect(audio.first).to_contain_text("bytes audio")
+        await expect(audio.first).to_contain_text("events)")
         # Clicking an event shows its JSON.
         await log.locator(
             '.entry[data-type="response.output_audio_transcript.delta"]'
-        ).click()
-        await expect(log.locator("pre")).to_contain_text("Hello inspector")
+        ).first.click()
+        await expect(log.locator("pre")).to_contain_text('"delta": "Hello "')
     await client.close()
     # The close reaches the page as well.
     await expect(page.locator("#detail-meta")).to_contain_text("closed")
+
+
+async def _session_with_updates(live: LiveServer) -> str:
+    client = AsyncOpenAI(api_key=API_KEY, websocket_base_url=live.ws_base)
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        sid: str = (await conn.recv()).session.id
+        await conn.session.update(
+            session={
+                "type": "realtime",
+                "instructions": "A long instruction, " * 20,
+                "audio": {
+                    "input": {
+                        "turn_detection": {"type": "server_vad", "threshold": 0.7}
+                    }
+                },
+            }
+        )
+        assert (await conn.recv()).type == "session.updated"
+    await client.close()
+    return sid
+
+
+_LAYOUT = """() => {
+  const box = (sel) => document.querySelector(sel).getBoundingClientRect();
+  const aside = box("aside"), detail = box("#detail");
+  return {
+    scroll: document.documentElement.scrollWidth, width: window.innerWidth,
+    asideBottom: aside.bottom, asideRight: aside.right,
+    detailTop: detail.top, detailLeft: detail.left, detailWidth: detail.width,
+  };
+}"""
+
+
+@pytest.mark.parametrize("width", [1024, 800])
+async def test_narrow_window_stacks_the_panels(
+    inspected: LiveServer, page: Any, width: int
+) -> None:
+    """No sideways scroll at 1024 or 800 px: the details go under the sessions,
+    the full width of the window."""
+    sid = await _session_with_updates(inspected)
+    await page.set_viewport_size({"width": width, "height": 900})
+    await page.goto(f"{inspected.http}/inspector?key={API_KEY}#{sid}")
+    await page.locator(".update.accepted").wait_for()
+    layout = await page.evaluate(_LAYOUT)
+    assert layout["scroll"] <= layout["width"], layout
+    assert layout["detailTop"] >= layout["asideBottom"], layout
+    assert layout["detailWidth"] >= width - 60, layout
+
+
+async def test_wide_window_keeps_the_panels_side_by_side(
+    inspected: LiveServer, page: Any
+) -> None:
+    sid = await _session_with_updates(inspected)
+    await page.goto(f"{inspected.http}/inspector?key={API_KEY}#{sid}")
+    await page.locator(".update.accepted").wait_for()
+    layout = await page.evaluate(_LAYOUT)
+    assert layout["scroll"] <= layout["width"], layout
+    assert layout["detailLeft"] >= layout["asideRight"], layout
+
+
+async def test_loading_until_the_first_data(inspected: LiveServer, page: Any) -> None:
+    """Before the first data: "loading…", not "No sessions yet" nor "No
+    session.update yet."; a session that is gone says so."""
+    from playwright.async_api import expect
+
+    sid = await _session_with_updates(inspected)
+    released = asyncio.Event()
+
+    async def hold(route: Any) -> None:
+        await released.wait()
+        await route.continue_()
+
+    await page.route("**/inspector/api/sessions", hold)
+    await page.route_web_socket("**/live", lambda ws: None)  # never answers
+    await page.goto(f"{inspected.http}/inspector?key={API_KEY}#{sid}")
+    await expect(page.locator("#sessions-loading")).to_have_text("loading…")
+    await expect(page.locator("#no-sessions")).to_be_hidden()
+    released.set()
+    await expect(page.locator("#sessions-loading")).to_be_hidden()
+    await expect(page.locator(f'#sessions tr[data-id="{sid}"]')).to_be_visible()
+    # The session's own data has not come yet (its live socket is held).
+    await expect(page.locator("#detail-meta")).to_have_text("loading…")
+    await expect(page.locator("#config-tree")).to_have_text("loading…")
+    await expect(page.locator("#no-updates")).to_have_text("loading…")
+
+    await page.unroute_all()
+    page2 = await page.context.new_page()
+    await page2.goto(f"{inspected.http}/inspector#sess_gone")
+    await expect(page2.locator("#no-updates")).to_have_text("no such session")
+    await expect(page2.locator("#detail-meta")).to_have_text("no such session")

@@ -31,17 +31,18 @@ def scripted(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
     # speech "none": the scripted responder's tone stands in for speech, so
     # the test does not depend on espeak; test_voice_e2e covers real speech.
     pipeline = Pipeline(responder="scripted", fixtures=str(FIXTURE), speech="none")
-    with running_server(Settings(pipeline=pipeline), request.param) as live:
+    with running_server(Settings(pipeline=pipeline, pace=0), request.param) as live:
         yield live
 
 
 async def turn(conn: Any) -> list[Any]:
-    """Events until response.done."""
+    """Events until response.done (and the rate_limits.updated after it)."""
     events = []
     async for event in conn:
-        events.append(event)
-        if event.type == "response.done":
+        if event.type == "rate_limits.updated":
+            assert events[-1].type == "response.done"
             return events
+        events.append(event)
     raise AssertionError("connection closed before response.done")
 
 

@@ -40,7 +40,7 @@ def speak(text: str, voice: str = "echo") -> bytes:
 @pytest.fixture(scope="module", params=DRIVERS)
 def voice_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
     pipeline = Pipeline(vad="silero", transcription="pocketsphinx", speech="espeak")
-    with running_server(Settings(pipeline=pipeline), request.param) as live:
+    with running_server(Settings(pipeline=pipeline, pace=0), request.param) as live:
         yield live
 
 

@@ -4,8 +4,10 @@ processes (``python -m openrealtime ...``)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -21,13 +23,21 @@ from websockets.exceptions import InvalidStatus
 from openrealtime.cli import main
 from openrealtime.server import Settings
 from openrealtime.tools.commands import parse_listen
+from openrealtime.tools.normalize import Normalizer
 from openrealtime.tools.record import Recorder, upstream_url
-from openrealtime.tools.replay import load_transcript, replay
-from openrealtime.tools.validate import read_frames, validate
+from openrealtime.tools.replay import (
+    IdAligner,
+    format_report,
+    load_transcript,
+    replay,
+    replay_session,
+)
+from openrealtime.tools.validate import read_events, read_frames, validate
 from tests.conformance.scenarios import SCENARIOS
 from tests.server.conftest import API_KEY, LiveServer, running_server
 
 
+ROOT = Path(__file__).parents[2]
 #: Bound on any wait for a child process, in seconds (never reached when it works).
 PROCESS_WAIT = 60
 MAX_EVENTS = 200
@@ -49,6 +59,8 @@ EXPECTED_PROBLEMS = [
     "the JSON syntax of your event.",
     "line 6: unknown_parameter extra: Unknown parameter: 'extra'.",
 ]
+#: What validate prints for BAD_AND_GOOD: the problems, then the summary.
+EXPECTED_REPORT = [*EXPECTED_PROBLEMS, "5 events checked, 3 invalid"]
 
 
 def python_m(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -72,7 +84,7 @@ def test_validate_reports_each_bad_event(
     path.write_text(BAD_AND_GOOD)
     assert main(["validate", str(path)]) == 1
     out = capsys.readouterr().out
-    assert out.splitlines() == EXPECTED_PROBLEMS
+    assert out.splitlines() == EXPECTED_REPORT
 
 
 def test_validate_clean_file(
@@ -81,7 +93,7 @@ def test_validate_clean_file(
     path = tmp_path / "events.jsonl"
     path.write_text('{"type":"session.update","session":{"type":"realtime"}}\n')
     assert main(["validate", str(path)]) == 0
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr().out == "1 event checked, 0 invalid\n"
 
 
 def test_validate_without_session_carries_nothing(
@@ -115,7 +127,7 @@ def test_validate_session_prints_the_final_config(
         main(["validate", "--session", "--model", "gpt-realtime-mini", str(path)]) == 1
     )
     captured = capsys.readouterr()
-    assert captured.err.splitlines() == EXPECTED_PROBLEMS
+    assert captured.err.splitlines() == EXPECTED_REPORT
     config = json.loads(captured.out)
     assert config["instructions"] == "Hi."
     assert config["model"] == "gpt-realtime-mini"
@@ -134,8 +146,8 @@ def test_validate_transcription_session_refuses_responses(
     assert main(["validate", "--session", "--kind", "transcription", str(path)]) == 1
     captured = capsys.readouterr()
     assert captured.err == (
-        "line 4: invalid_event type: The event 'response.create' is not supported in "
-        "a transcription session.\n"
+        "element 2 (line 4): invalid_event type: The event 'response.create' is not "
+        "supported in a transcription session.\n2 events checked, 1 invalid\n"
     )
     config = json.loads(captured.out)
     assert config["type"] == "transcription"
@@ -148,7 +160,8 @@ def test_validate_reads_stdin_and_arrays(
     monkeypatch.setattr(sys, "stdin", io.StringIO('[{"type": "session.close"}, 3]'))
     assert main(["validate", "-"]) == 1
     assert capsys.readouterr().out == (
-        "line 1: invalid_event: Invalid event: expected an object, but got an integer.\n"
+        "element 2 (line 1): invalid_event: Invalid event: expected an object, but "
+        "got an integer.\n2 events checked, 1 invalid\n"
     )
 
 
@@ -164,6 +177,106 @@ def test_read_frames_of_arrays() -> None:
     assert list(read_frames('[{"a": 1},')) == [(1, '{"a": 1}'), (1, "[")]
 
 
+def test_read_events_numbers_array_elements() -> None:
+    text = '[\n{"a": 1},\n\n {"b": [2]}, 3\n]'
+    assert [tuple(f) for f in read_events(text)] == [
+        (2, '{"a": 1}', 1),
+        (4, '{"b": [2]}', 2),
+        (4, "3", 3),
+    ]
+    assert list(read_events('{"a": 1}\n')) == [(1, '{"a": 1}', None)]
+
+
+def test_validate_checks_audio_as_the_server_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Base64 and whole samples, in appends and in created items."""
+    good = base64.b64encode(bytes(4)).decode()
+    odd = base64.b64encode(bytes(3)).decode()
+    item = {
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_audio", "audio": "not base64!!"}],
+    }
+    events = [
+        {"type": "input_audio_buffer.append", "audio": "not base64!!"},
+        {"type": "input_audio_buffer.append", "audio": good},
+        {"type": "input_audio_buffer.append", "audio": odd},
+        {"type": "conversation.item.create", "item": item},
+        {
+            "type": "conversation.item.create",
+            "previous_item_id": "item_elsewhere",  # not this check's business
+            "item": {**item, "content": [{"type": "input_audio", "audio": good}]},
+        },
+    ]
+    path = tmp_path / "audio.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in events))
+    assert main(["validate", str(path)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "line 1: invalid_value audio: Invalid 'audio'. Expected base64-encoded "
+        "audio bytes.",
+        "line 3: invalid_value audio: Invalid 'audio'. Expected audio/pcm audio: a "
+        "whole number of 2-byte samples, but got 3 bytes.",
+        "line 4: invalid_value item.content[0].audio: Invalid "
+        "'item.content[0].audio'. Expected base64-encoded audio.",
+        "5 events checked, 3 invalid",
+    ]
+    # A session in G.711 takes one byte a sample: the odd append is fine there.
+    pcmu = {
+        "type": "session.update",
+        "session": {
+            "type": "realtime",
+            "audio": {"input": {"format": {"type": "audio/pcmu"}}},
+        },
+    }
+    text = json.dumps(pcmu) + "\n" + json.dumps(events[2])
+    assert validate(text, session=True).ok
+
+
+def test_validate_reads_record_transcripts() -> None:
+    """A ``record`` transcript: its client events are checked, by file line."""
+    lines = [
+        {"meta": {"query": "model=gpt-realtime"}},
+        {
+            "dir": "server",
+            "event": {"type": "session.created", "event_id": "<event_1>"},
+        },
+        {
+            "dir": "client",
+            "event": {
+                "type": "session.update",
+                "session": {"type": "realtime", "voice": "x"},
+            },
+        },
+        {"dir": "server", "event": {"type": "error", "event_id": "<event_2>"}},
+        {
+            "dir": "client",
+            "event": {"type": "response.create", "event_id": "<event_3>"},
+        },
+        {"dir": "client", "text": "{nope"},
+        {"dir": "client", "close": {"code": 1000, "reason": ""}},
+    ]
+    text = "\n".join(json.dumps(line) for line in lines)
+    result = validate(text)
+    assert [str(p) for p in result.problems] == [
+        "line 3: unknown_parameter session.voice: Unknown parameter: 'session.voice'.",
+        "line 6: invalid_json: Invalid event: failed to parse JSON value. Please "
+        "check the JSON syntax of your event.",
+    ]
+    assert result.summary() == "3 events checked, 2 invalid"
+    # On the recorded conformance transcripts, each problem validate finds is
+    # a client event the recorded server answered with an error of that code.
+    found = 0
+    for path in sorted((ROOT / "tests/conformance/transcripts").glob("*.jsonl")):
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        for problem in validate(path.read_text()).problems:
+            answer = records[problem.line]  # the line after it (lines count from 1)
+            assert answer["dir"] == "server", (path.name, problem)
+            assert answer["event"]["error"]["code"] == problem.error.code
+            found += 1
+    assert found == 6
+
+
 def test_validate_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(tmp_path / "missing.jsonl")]) == 2
     assert "cannot read" in capsys.readouterr().err
@@ -172,9 +285,9 @@ def test_validate_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 def test_validate_as_a_process() -> None:
     done = python_m("validate", "-", stdin=BAD_AND_GOOD)
     assert done.returncode == 1, done.stderr
-    assert done.stdout.splitlines() == EXPECTED_PROBLEMS
+    assert done.stdout.splitlines() == EXPECTED_REPORT
     ok = python_m("validate", "-", stdin='{"type":"input_audio_buffer.clear"}\n')
-    assert (ok.returncode, ok.stdout) == (0, "")
+    assert (ok.returncode, ok.stdout) == (0, "1 event checked, 0 invalid\n")
 
 
 # --- record --------------------------------------------------------------------------
@@ -183,7 +296,7 @@ def test_validate_as_a_process() -> None:
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[LiveServer]:
     """The server recorded from: authentication on."""
-    with running_server(Settings(api_keys=(API_KEY,))) as live:
+    with running_server(Settings(api_keys=(API_KEY,), pace=0)) as live:
         yield live
 
 
@@ -389,7 +502,7 @@ def test_upstream_url_and_listen() -> None:
 
 @pytest.fixture(scope="module")
 def echo_server() -> Iterator[LiveServer]:
-    with running_server(Settings()) as live:
+    with running_server(Settings(pace=0)) as live:
         yield live
 
 
@@ -401,7 +514,7 @@ def test_replay_through_main(
 ) -> None:
     assert main(["replay", str(TRANSCRIPT), "--against", echo_server.ws_url()]) == 0
     out = capsys.readouterr().out
-    assert "no differences" in out and "(5 client events, 16 server events)" in out
+    assert "no differences" in out and "(5 client events, 17 server events)" in out
 
 
 def changed_transcript(tmp_path: Path) -> Path:
@@ -433,7 +546,7 @@ def test_replay_reports_differences(
     assert '    ~ delta: "Something else" -> "Hello there, echo!"' in out
     # Waits are by count, so an unexpected event is seen after the client
     # event that follows it.
-    assert "after client event session.close (line 20):" in out
+    assert "after client event session.close (line 21):" in out
     assert "  extra:   conversation.item.retrieved" in out
 
 
@@ -470,3 +583,76 @@ def test_replay_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     url = f"ws://127.0.0.1:{free_port()}/v1/realtime"
     assert main(["replay", str(TRANSCRIPT), "--against", url]) == 2
     assert "cannot connect" in capsys.readouterr().err
+
+
+def renumbered_transcript(drop_line: int) -> str:
+    """The echo transcript recorded from a server that did not send one event:
+    that line is gone and later event ids are numbered one lower, as ``record``
+    would have numbered them."""
+    lines = TRANSCRIPT.read_text().splitlines()
+    dropped = json.loads(lines[drop_line - 1])["event"]["event_id"]
+    gone = int(dropped.strip("<>").split("_")[1])
+
+    def shift(match: re.Match[str]) -> str:
+        n = int(match.group(1))
+        return f"<event_{n - 1 if n > gone else n}>"
+
+    kept = lines[: drop_line - 1] + lines[drop_line:]
+    return "\n".join(re.sub(r"<event_(\d+)>", shift, line) for line in kept)
+
+
+async def test_replay_aligns_renumbered_ids(echo_server: LiveServer) -> None:
+    """One extra event renumbers every later id; only the extra one is reported."""
+    transcript = load_transcript("t", renumbered_transcript(drop_line=7))
+    for report in (
+        await replay(transcript, echo_server.ws_url()),
+        await replay_session(transcript),
+    ):
+        assert [(d.kind, d.type) for d in report.differences] == [
+            ("extra", "conversation.item.done")
+        ], format_report(report)
+
+
+async def test_replay_still_reports_a_different_id(echo_server: LiveServer) -> None:
+    """An id that points at another object than recorded is a difference."""
+    text = renumbered_transcript(drop_line=7).replace(
+        '"type": "conversation.item.retrieve", "item_id": "<item_2>"',
+        '"type": "conversation.item.retrieve", "item_id": "<item_1>"',
+    )
+    assert '"item_id": "<item_1>"' in text
+    report = await replay(load_transcript("t", text), echo_server.ws_url())
+    retrieved = [
+        d for d in report.differences if d.type == "conversation.item.retrieved"
+    ]
+    (difference,) = retrieved
+    paths = {c.path: (c.old, c.new) for c in difference.changes}
+    assert paths["item.id"] == ("<item_2>", "<item_1>")
+
+
+def test_aligner_pairs_once_and_marks_collisions() -> None:
+    aligner = IdAligner()
+    aligner.learn(
+        {"event_id": "<event_1>", "x": ["<item_2>"]},
+        {"event_id": "<event_2>", "x": ["<item_1>"]},
+    )
+    # Already paired on either side: not paired again.
+    aligner.learn({"event_id": "<event_1>"}, {"event_id": "<event_3>"})
+    assert aligner.recorded_view({"a": "<event_2>", "b": "see <item_1>", "c": 3}) == {
+        "a": "<event_1>",
+        "b": "see <item_2>",
+        "c": 3,
+    }
+    # <event_1> is live-unpaired but means another event in the recording.
+    assert aligner.recorded_view(["<event_1>", "<event_9>"]) == [
+        "<live event_1>",
+        "<event_9>",
+    ]
+    normalizer = Normalizer()
+    normalizer.id("event_live", "event")  # the live run has seen <event_1>
+    assert aligner.live_view(
+        {"e": "<event_1>", "f": "<event_7>", "n": 1}, normalizer
+    ) == {
+        "e": "<event_2>",
+        "f": "<event_2>",  # fresh in the live numbering
+        "n": 1,
+    }

@@ -163,10 +163,10 @@ async def test_errors_of_the_iterator_propagate() -> None:
 
 def test_every_spec_model_name_has_an_engine() -> None:
     assert set(SPEC_MODELS) <= set(TRANSCRIPTION_ENGINES)
-    assert set(TRANSCRIPTION_ENGINES.values()) == {"pocketsphinx"}
-    assert all(transcription_engine(m) == "pocketsphinx" for m in SPEC_MODELS)
+    assert set(TRANSCRIPTION_ENGINES.values()) == {"whisper"}
+    assert all(transcription_engine(m) == "whisper" for m in SPEC_MODELS)
     assert transcription_engine("my-own-model") == DEFAULT_TRANSCRIPTION_ENGINE
-    assert DEFAULT_TRANSCRIPTION_ENGINE == "pocketsphinx"
+    assert DEFAULT_TRANSCRIPTION_ENGINE == "whisper"
 
 
 async def test_steps_run_on_the_given_executor() -> None:

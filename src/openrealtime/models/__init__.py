@@ -57,6 +57,7 @@ from openrealtime.models.items import (
 from openrealtime.models.responses import (
     CachedTokensDetails,
     InputTokenDetails,
+    ItemReference,
     OutputTokenDetails,
     Response,
     ResponseAudio,
@@ -232,6 +233,7 @@ __all__ = [
     "InputImagePart",
     "InputTextPart",
     "InputTokenDetails",
+    "ItemReference",
     "LogProb",
     "MCPApprovalRequestItem",
     "MCPApprovalResponseItem",

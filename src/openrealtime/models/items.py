@@ -72,7 +72,8 @@ class OutputTextPart(Wire, tag_field="type", tag="output_text", kw_only=True):
 class OutputAudioPart(Wire, tag_field="type", tag="output_audio", kw_only=True):
     """Audio from the assistant (base64), with its transcript."""
 
-    audio: str | UnsetType = UNSET
+    # ``null`` is taken (as absent) in conversation.item.create.
+    audio: str | None | UnsetType = UNSET
     transcript: str | UnsetType = UNSET
 
 

@@ -23,6 +23,7 @@ from openrealtime.typing import Modality, ResponseStatus
 __all__ = [
     "CachedTokensDetails",
     "InputTokenDetails",
+    "ItemReference",
     "OutputTokenDetails",
     "Response",
     "ResponseAudio",
@@ -41,36 +42,48 @@ Metadata = dict[
 ]
 
 
+# In ``response.create`` every optional field may be ``null``, which means
+# the same as leaving it out: LiveKit sends ``"instructions": null`` on every
+# reply, against the hosted API (session.update's stricter rules differ).
+
+
 class ResponseAudioOutputUpdate(Wire, kw_only=True):
     """``response.audio.output`` as sent in ``response.create``."""
 
-    format: AudioFormat | UnsetType = UNSET
-    voice: VoiceValue | UnsetType = UNSET
+    format: AudioFormat | None | UnsetType = UNSET
+    voice: VoiceValue | None | UnsetType = UNSET
 
 
 class ResponseAudioUpdate(Wire, kw_only=True):
     """``response.audio`` as sent in ``response.create``."""
 
-    output: ResponseAudioOutputUpdate | UnsetType = UNSET
+    output: ResponseAudioOutputUpdate | None | UnsetType = UNSET
+
+
+class ItemReference(Wire, tag_field="type", tag="item_reference", kw_only=True):
+    """An item of the conversation, named in a response's ``input`` by id."""
+
+    id: str
 
 
 class ResponseCreateParams(Wire, kw_only=True):
     """Per-response overrides (RealtimeResponseCreateParams)."""
 
-    output_modalities: list[Modality] | UnsetType = UNSET
-    instructions: str | UnsetType = UNSET
-    audio: ResponseAudioUpdate | UnsetType = UNSET
-    tools: list[Tool] | UnsetType = UNSET
-    tool_choice: ToolChoice | UnsetType = UNSET
-    parallel_tool_calls: bool | UnsetType = UNSET
-    reasoning: Reasoning | UnsetType = UNSET
-    max_output_tokens: MaxOutputTokens | UnsetType = UNSET
+    output_modalities: list[Modality] | None | UnsetType = UNSET
+    instructions: str | None | UnsetType = UNSET
+    audio: ResponseAudioUpdate | None | UnsetType = UNSET
+    tools: list[Tool] | None | UnsetType = UNSET
+    tool_choice: ToolChoice | None | UnsetType = UNSET
+    parallel_tool_calls: bool | None | UnsetType = UNSET
+    reasoning: Reasoning | None | UnsetType = UNSET
+    max_output_tokens: MaxOutputTokens | None | UnsetType = UNSET
     # "auto" adds to the default conversation, "none" makes an out-of-band
     # response; other strings are conversation ids.
-    conversation: str | UnsetType = UNSET
+    conversation: str | None | UnsetType = UNSET
     metadata: Annotated[Metadata, Meta(max_length=16)] | None | UnsetType = UNSET
     prompt: Prompt | None | UnsetType = UNSET
-    input: list[ConversationItem] | UnsetType = UNSET
+    # The spec's own out-of-band example puts ``item_reference`` items here.
+    input: list[ConversationItem | ItemReference] | None | UnsetType = UNSET
 
 
 class ResponseStatusError(Wire, kw_only=True):
@@ -78,6 +91,7 @@ class ResponseStatusError(Wire, kw_only=True):
 
     type: str
     code: str | None = None
+    message: str | UnsetType = UNSET
 
 
 class ResponseStatusDetails(Wire, kw_only=True):

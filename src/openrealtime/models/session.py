@@ -290,11 +290,15 @@ class TranscriptionAudioConfig(Wire, frozen=True, kw_only=True):
 
 # --- Tools and tool choice -----------------------------------------------------
 
+#: What a function name may be (OpenAI's pattern; 64 characters at most).
+FUNCTION_NAME_PATTERN = "^[a-zA-Z0-9_-]+$"
+
 
 class FunctionTool(Wire, frozen=True, tag_field="type", tag="function", kw_only=True):
     """A function the model may call (RealtimeFunctionTool)."""
 
-    name: str
+    # OpenAI's function names: "^[a-zA-Z0-9_-]+$", at most 64 characters.
+    name: Annotated[str, Meta(max_length=64, pattern=FUNCTION_NAME_PATTERN)]
     description: str | UnsetType = UNSET
     parameters: dict[str, Any] | UnsetType = UNSET
 

@@ -56,7 +56,13 @@ from openrealtime.models.items import (
     OutputTextPart,
 )
 from openrealtime.models.session import FunctionTool, ToolChoiceFunction
-from openrealtime.responders.base import Chunk, FunctionCallChunk, TextChunk
+from openrealtime.responders.base import (
+    Chunk,
+    FunctionCallChunk,
+    ResponderError,
+    StopChunk,
+    TextChunk,
+)
 from openrealtime.session import ResponseRequest
 
 
@@ -76,7 +82,7 @@ _ERROR_BODY_CHARS: Final = 500
 _NO_PARAMETERS: Final[Mapping[str, Any]] = {"type": "object", "properties": {}}
 
 
-class ChatCompletionError(RuntimeError):
+class ChatCompletionError(ResponderError):
     """The Chat Completions endpoint failed or could not be reached.
 
     Attributes:
@@ -84,8 +90,17 @@ class ChatCompletionError(RuntimeError):
             no reply (connection refused, timeout) or it failed mid-stream.
     """
 
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
-        super().__init__(message)
+    code = "llm_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        client_message: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, client_message=client_message)
         self.status_code = status_code
 
 
@@ -419,6 +434,7 @@ class ChatResponder:
         """
         body = build_request(request, self.model, self.extra_body)
         calls: dict[int, _Call] = {}
+        finish: object = None
         try:
             async with contextlib.AsyncExitStack() as stack:
                 client = self.client
@@ -442,7 +458,9 @@ class ChatResponder:
                     # A server that ignored ``stream``: one whole completion.
                     raw = await response.aread()
                     data = _decode(raw.decode("utf-8", "replace"))
-                    message = _first_choice(data).get("message") or {}
+                    choice = _first_choice(data)
+                    finish = choice.get("finish_reason") or finish
+                    message = choice.get("message") or {}
                     if isinstance(message.get("content"), str) and message["content"]:
                         yield TextChunk(message["content"])
                     _gather_calls(calls, message.get("tool_calls"))
@@ -451,7 +469,9 @@ class ChatResponder:
                         contextlib.aclosing(parse_sse(response.aiter_lines()))
                     )
                     async for payload in events:
-                        delta = _first_choice(_decode(payload)).get("delta") or {}
+                        choice = _first_choice(_decode(payload))
+                        finish = choice.get("finish_reason") or finish
+                        delta = choice.get("delta") or {}
                         for key in ("content", "refusal"):
                             text = delta.get(key)
                             if isinstance(text, str) and text:
@@ -459,15 +479,20 @@ class ChatResponder:
                         _gather_calls(calls, delta.get("tool_calls"))
         except httpx.TimeoutException as exc:
             raise ChatCompletionError(
-                f"the chat endpoint {self.url} timed out ({type(exc).__name__})"
+                f"the chat endpoint {self.url} timed out ({type(exc).__name__})",
+                code="llm_unreachable",
+                client_message="The language model did not answer in time.",
             ) from exc
         except httpx.ConnectError as exc:
             raise ChatCompletionError(
-                f"cannot connect to the chat endpoint {self.url}: {_reason(exc)}"
+                f"cannot connect to the chat endpoint {self.url}: {_reason(exc)}",
+                code="llm_unreachable",
+                client_message=f"The language model is unreachable: {_reason(exc)}",
             ) from exc
         except httpx.HTTPError as exc:
             raise ChatCompletionError(
-                f"the chat endpoint {self.url} failed: {_reason(exc)}"
+                f"the chat endpoint {self.url} failed: {_reason(exc)}",
+                client_message=f"The language model failed: {_reason(exc)}",
             ) from exc
         for index in sorted(calls):
             call = calls[index]
@@ -476,6 +501,11 @@ class ChatResponder:
                     "the chat endpoint sent a tool call without a name"
                 )
             yield FunctionCallChunk(call.name, call.arguments or "{}", call_id=call.id)
+        # The model stopped early: the response is incomplete.
+        if finish == "length":
+            yield StopChunk("max_output_tokens")
+        elif finish == "content_filter":
+            yield StopChunk("content_filter")
 
     async def _status_error(self, response: httpx.Response) -> ChatCompletionError:
         raw = (await response.aread()).decode("utf-8", "replace")
@@ -487,4 +517,6 @@ class ChatResponder:
         return ChatCompletionError(
             f"the chat endpoint {self.url} answered {response.status_code}: {detail}",
             status_code=response.status_code,
+            client_message=f"The language model answered {response.status_code}: "
+            f"{detail}",
         )

@@ -17,12 +17,20 @@ Rules are tried in order against the last item of the conversation (or of the
 response's own ``input``); the first match wins, else ``default``; with no
 default the response is empty. In audio modality the reply's audio is a tone
 (``audio: {ms: N, kind: tone|silence}``, default: a tone of 60 ms a character
-of text) unless a speech engine is configured.
+of text) unless a speech engine is configured, with the transcript's words
+spread over it. ``pace: N`` at the top of a fixture overrides the server's
+``--pace`` for its replies (``0``: as fast as possible, ``1``: real time).
+
+A reply's function call names a function the client declared in ``tools``
+(the session's or the response's); a call of any other name is left out of
+the response, with a warning naming the function and the declared ones (the
+client sees the rest of the reply, and no call).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,7 +39,6 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
-from openrealtime import audio
 from openrealtime.models.items import (
     ConversationItem,
     FunctionCallOutputItem,
@@ -39,13 +46,19 @@ from openrealtime.models.items import (
     InputTextPart,
     MessageItem,
 )
-from openrealtime.responders.base import AudioChunk, Chunk, FunctionCallChunk, TextChunk
+from openrealtime.models.session import FunctionTool
+from openrealtime.responders.base import (
+    Chunk,
+    FunctionCallChunk,
+    TextChunk,
+    spoken_as_tone,
+)
 from openrealtime.session import ResponseRequest
 
 
 __all__ = ["Fixture", "Match", "Reply", "Rule", "ScriptedResponder", "load_fixture"]
 
-_CHUNK_MS = 100
+logger = logging.getLogger("openrealtime.responders")
 
 
 class Match(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -94,6 +107,9 @@ class Fixture(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     rules: list[Rule] = msgspec.field(default_factory=list)
     default: Reply | None = None
+    #: How fast replies stream, as a multiple of real time (``None``: the
+    #: server's ``--pace``; ``0``: as fast as possible).
+    pace: float | None = msgspec.field(default=None)
 
 
 def load_fixture(source: str | Path | dict[str, Any]) -> Fixture:
@@ -118,6 +134,8 @@ def load_fixture(source: str | Path | dict[str, Any]) -> Fixture:
     for rule in fixture.rules:
         if rule.match.regex is not None:
             re.compile(rule.match.regex)
+    if fixture.pace is not None and fixture.pace < 0:
+        raise ValueError(f"invalid fixture: pace must be >= 0, not {fixture.pace}")
     return fixture
 
 
@@ -170,6 +188,11 @@ class ScriptedResponder:
     def __init__(self, fixture: Fixture) -> None:
         self.fixture = fixture
 
+    @property
+    def pace(self) -> float | None:
+        """The fixture's pace, which overrides the server's (``None``: none)."""
+        return self.fixture.pace
+
     def choose(self, request: ResponseRequest) -> Reply | None:
         """The reply for a request: the first rule matching its last item."""
         last = request.conversation[-1] if request.conversation else None
@@ -179,26 +202,29 @@ class ScriptedResponder:
         return self.fixture.default
 
     async def respond(self, request: ResponseRequest) -> AsyncIterator[Chunk]:
-        """Yield the chosen reply: text, then audio, then function calls."""
+        """Yield the chosen reply: its text (spoken, in audio), then its calls."""
         reply = self.choose(request)
         if reply is None:
             return
-        if reply.text:
-            yield TextChunk(reply.text)
         if request.output_modalities == ["audio"] and (reply.text or reply.audio):
             spec = reply.audio or ReplyAudio(ms=max(200, 60 * len(reply.text or "")))
-            for start in range(0, spec.ms, _CHUNK_MS):
-                ms = min(_CHUNK_MS, spec.ms - start)
-                pcm = (
-                    audio.tone(ms, 24000, 440.0)
-                    if spec.kind == "tone"
-                    else audio.silence(ms, 24000)
-                )
-                yield AudioChunk(pcm)
+            for chunk in spoken_as_tone(reply.text or "", spec.ms, spec.kind):
+                yield chunk
+        elif reply.text:
+            yield TextChunk(reply.text)
+        declared = {t.name for t in request.tools if isinstance(t, FunctionTool)}
         calls = (
             [reply.function_call] if reply.function_call else []
         ) + reply.function_calls
         for call in calls:
+            if call.name not in declared:
+                logger.warning(
+                    "the fixture calls %r, which the client did not declare as a "
+                    "function tool (declared: %s); the call is left out",
+                    call.name,
+                    ", ".join(sorted(declared)) or "none",
+                )
+                continue
             arguments = (
                 call.arguments
                 if isinstance(call.arguments, str)

@@ -10,8 +10,10 @@ when the whole reply is.
 How a response flows (audio modality)::
 
     inner responder --(reader task)--> queue --> respond()
-        TextChunk          passed through at once (the transcript), and
-                           cut into sentences by SentenceSplitter
+        TextChunk          cut into sentences by SentenceSplitter; each
+                           sentence's text (the transcript) is passed on
+                           just before its audio, so transcript and audio
+                           move together
         AudioChunk         dropped: the inner responder's tone is only a
                            placeholder for real speech
         FunctionCallChunk  passed through after the audio of the text
@@ -20,7 +22,7 @@ How a response flows (audio modality)::
 Each sentence is synthesized by the (blocking) synthesizer on worker
 threads, one chunk at a time (:func:`~openrealtime.voice.transcribe.
 iterate_in_thread`); while a sentence is being spoken, text that arrives is
-still passed through between its audio chunks. Between two pieces goes
+read and split between its audio chunks. Between two pieces goes
 the pause espeak-ng would have made inside one text (about 250 ms after a
 sentence, 100 ms after a clause, longer when slower). Closing the generator
 (``aclose``, task cancellation) closes the synthesizer's iterator, which
@@ -46,6 +48,7 @@ from openrealtime.responders.base import (
     Chunk,
     FunctionCallChunk,
     Responder,
+    StopChunk,
     TextChunk,
 )
 from openrealtime.session import ResponseRequest
@@ -152,9 +155,11 @@ def _abbreviation(text: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _End:
-    """The inner responder finished (``error`` set when it failed)."""
+    """The inner responder finished (``error`` set when it failed, ``stop``
+    when it stopped early)."""
 
     error: Exception | None = None
+    stop: StopChunk | None = None
 
 
 _Event = TextChunk | FunctionCallChunk | _End
@@ -188,6 +193,12 @@ class SpeakingResponder:
         self.first_chars = first_chars
         self.max_chars = max_chars
 
+    @property
+    def pace(self) -> float | None:
+        """The inner responder's own pace, if it has one (see pacing)."""
+        pace = getattr(self.inner, "pace", None)
+        return pace if isinstance(pace, int | float) else None
+
     async def respond(self, request: ResponseRequest) -> AsyncIterator[Chunk]:
         """Yield the inner responder's chunks, spoken in audio modality.
 
@@ -220,17 +231,21 @@ class SpeakingResponder:
         )
         # What is left to say or pass on, in order: sentences and calls.
         pending: deque[str | FunctionCallChunk] = deque()
+        # The text received and not yet passed on, as received (the
+        # sentences are stripped; the transcript keeps every character).
+        unspoken = ""
         previous: str | None = None  # the last piece spoken
         ended = False
 
+        stop: StopChunk | None = None
         # Events that came after a function call still waiting for the audio
         # before it: they must not overtake the call.
         held: deque[_Event] = deque()
         calls_waiting = 0
 
         def take(event: _Event) -> TextChunk | None:
-            """Account for one event; return a text chunk to pass on now."""
-            nonlocal ended, calls_waiting
+            """Account for one event (text waits for its audio: None)."""
+            nonlocal ended, calls_waiting, unspoken, stop
             if isinstance(event, _End) and event.error is not None:
                 raise event.error
             if calls_waiting:
@@ -238,7 +253,8 @@ class SpeakingResponder:
                 return None
             if isinstance(event, TextChunk):
                 pending.extend(splitter.feed(event.text))
-                return event
+                unspoken += event.text
+                return None
             if (rest := splitter.flush()) is not None:
                 pending.append(rest)
             if isinstance(event, FunctionCallChunk):
@@ -246,6 +262,7 @@ class SpeakingResponder:
                 calls_waiting += 1
             else:
                 ended = True
+                stop = event.stop
             return None
 
         try:
@@ -258,10 +275,17 @@ class SpeakingResponder:
                         yield text
                 if not pending:
                     if ended:
+                        if unspoken:  # trailing whitespace
+                            yield TextChunk(unspoken)
+                        if stop is not None:
+                            yield stop
                         return
                     continue
                 item = pending.popleft()
                 if isinstance(item, FunctionCallChunk):
+                    if unspoken:
+                        yield TextChunk(unspoken)
+                        unspoken = ""
                     yield item
                     calls_waiting -= 1
                     while held and not calls_waiting:
@@ -271,6 +295,12 @@ class SpeakingResponder:
                 if previous is not None:
                     yield AudioChunk(_pause(previous, request.speed), OUTPUT_RATE)
                 previous = item
+                # The sentence's text, as received, just before its audio.
+                found = unspoken.find(item)
+                cut = found + len(item) if found >= 0 else len(unspoken)
+                if unspoken[:cut]:
+                    yield TextChunk(unspoken[:cut])
+                unspoken = unspoken[cut:]
                 speech = iterate_in_thread(
                     partial(
                         self.synthesizer.synthesize,
@@ -302,6 +332,9 @@ class SpeakingResponder:
         stream = self.inner.respond(request)
         try:
             async for chunk in stream:
+                if isinstance(chunk, StopChunk):
+                    events.put_nowait(_End(stop=chunk))
+                    return
                 if not isinstance(chunk, AudioChunk):
                     events.put_nowait(chunk)
         except Exception as exc:

@@ -9,21 +9,27 @@
 
 Routes: WebSocket ``/v1/realtime`` and ``/realtime``; ``POST
 /v1/realtime/client_secrets`` and ``/realtime/client_secrets``; ``GET
-/healthz``; ``GET /metrics`` (Prometheus text format); with
+/healthz``; ``GET /metrics`` (Prometheus text format); WebRTC ``POST
+/v1/realtime/calls`` and ``.../calls/{call_id}/hangup``, and the talk page
+``GET /talk`` (:mod:`openrealtime.server.webrtc`); with
 ``Settings(inspector=True)``, ``GET /inspector`` and its API
 (:mod:`openrealtime.server.inspector`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hmac
 import logging
+import math
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Literal
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, QueryParams
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -32,20 +38,39 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from openrealtime.config import SessionKind, default_config
 from openrealtime.exceptions import InvalidRequestError, ProtocolError
 from openrealtime.ids import RandomIds
+from openrealtime.responders.pacing import paced
 from openrealtime.server.connection import Connection, EventObserver
+from openrealtime.server.guard import Guard
 from openrealtime.server.handshake import (
+    CLOSE_AUTH,
     Accepted,
     Rejected,
     close_reason,
     error_frame,
+    find_api_key,
     negotiate,
     select_subprotocol,
 )
-from openrealtime.server.inspector import Inspector
+from openrealtime.server.hosts import HostPolicy
+from openrealtime.server.inspector import Inspector, off_routes
+from openrealtime.server.lifecycle import die_with_master
+from openrealtime.server.logsafe import printable
 from openrealtime.server.metrics import Metrics
-from openrealtime.server.rest import create_client_secret
+from openrealtime.server.rest import (
+    authorize,
+    create_client_secret,
+    rest_error,
+)
 from openrealtime.server.secrets import SecretStore
 from openrealtime.server.settings import ConfigurationError, Settings
+from openrealtime.server.talk import talk_routes
+from openrealtime.server.throttle import AuthThrottle, too_many_failures
+from openrealtime.server.webrtc import (
+    Calls,
+    missing as missing_webrtc,
+    refused_sideband,
+    webrtc_routes,
+)
 from openrealtime.session import Session
 from openrealtime.voice.compute import default_pool
 
@@ -100,6 +125,15 @@ class RealtimeServer:
         self.observer = observer
         self.metrics = Metrics()
         self._ids = RandomIds()
+        #: The Host names answered (``None``: any); set by create_app.
+        self.hosts: HostPolicy | None = None
+        #: Wrong keys per client address.
+        self.throttle = AuthThrottle(
+            max_failures=settings.auth_max_failures,
+            window=settings.auth_failure_window,
+        )
+        #: WebRTC calls (``POST /v1/realtime/calls``) of this process.
+        self.calls = Calls(self)
 
     def routes(self) -> list[BaseRoute]:
         """The routes, under both ``/v1/realtime`` and ``/realtime``."""
@@ -110,6 +144,8 @@ class RealtimeServer:
             routes.append(
                 Route(f"{prefix}/client_secrets", self.client_secrets, methods=["POST"])
             )
+            routes += webrtc_routes(self, prefix)
+        routes += talk_routes()
         routes.append(Route("/healthz", self.healthz, methods=["GET"]))
         routes.append(Route("/metrics", self.metrics_endpoint, methods=["GET"]))
         return routes
@@ -117,17 +153,60 @@ class RealtimeServer:
     # --- HTTP ------------------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
-        """``GET /healthz``: the server is up."""
+        """``GET /healthz``: the server is up, and so is its key store.
+
+        With a store that can be pinged (Redis), a store that does not answer
+        makes it 503 ``{"status": "unavailable", "reason": ...}``: this node
+        cannot mint or check ephemeral keys.
+        """
+        ping = getattr(self.secrets, "ping", None)
+        if ping is not None and not await ping():
+            return JSONResponse(
+                {
+                    "status": "unavailable",
+                    "reason": "the Redis key store is unreachable",
+                },
+                503,
+            )
         return JSONResponse({"status": "ok"})
 
     async def metrics_endpoint(self, request: Request) -> Response:
-        """``GET /metrics``: counters in the Prometheus text format."""
+        """``GET /metrics``: counters in the Prometheus text format (with a
+        ``metrics_key``, only for ``Authorization: Bearer`` that key)."""
+        key = self.settings.metrics_key
+        if key is not None:
+            given = request.headers.get("authorization", "")
+            if not (
+                given[:7].lower() == "bearer "
+                and hmac.compare_digest(given[7:].strip().encode(), key.encode())
+            ):
+                return PlainTextResponse(
+                    "metrics need Authorization: Bearer <metrics key>\n",
+                    401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
         return PlainTextResponse(
             self.metrics.render(), media_type="text/plain; version=0.0.4"
         )
 
     async def client_secrets(self, request: Request) -> Response:
         """``POST /v1/realtime/client_secrets``: mint an ephemeral key."""
+        # The key first: a request without one never has its body read.
+        address = request.client.host if request.client else None
+        retry = self.throttle.retry_after(address)
+        if retry:
+            limited = rest_error(too_many_failures(retry), 429)
+            return Response(
+                limited.body,
+                429,
+                media_type=limited.content_type,
+                headers={"Retry-After": str(max(1, math.ceil(retry)))},
+            )
+        denied = authorize(request.headers, self.settings)
+        if denied is not None:
+            if find_api_key(request.headers) is not None:
+                self.throttle.failed(address)
+            return Response(denied.body, denied.status, media_type=denied.content_type)
         body = await request.body()
         result = await create_client_secret(
             body,
@@ -139,7 +218,11 @@ class RealtimeServer:
         )
         if result.status == 200:
             self.metrics.client_secrets_total += 1
-        return Response(result.body, result.status, media_type=result.content_type)
+        return Response(
+            result.body,
+            result.status,
+            media_type=result.content_type,
+        )
 
     # --- WebSocket -------------------------------------------------------------------
     #
@@ -147,6 +230,36 @@ class RealtimeServer:
     # picows driver (:mod:`openrealtime.server.picows_driver`) both call
     # refuse(), open() and closed(), so the sessions, metrics, logs and
     # observers are the same whichever carries the frames.
+
+    async def negotiate(
+        self,
+        *,
+        headers: Mapping[str, str],
+        query: Mapping[str, str],
+        subprotocols: Sequence[str],
+        address: str | None,
+    ) -> Accepted | Rejected:
+        """:func:`~openrealtime.server.handshake.negotiate`, throttled: an
+        address with too many wrong keys is refused before its key is looked
+        at (close 3000), and each wrong key counts
+        (:mod:`openrealtime.server.throttle`)."""
+        retry = self.throttle.retry_after(address)
+        if retry:
+            return Rejected(
+                too_many_failures(retry),
+                CLOSE_AUTH,
+                close_reason(too_many_failures(retry)),
+            )
+        outcome = await negotiate(
+            headers=headers,
+            query=query,
+            subprotocols=subprotocols,
+            settings=self.settings,
+            secrets=self.secrets,
+        )
+        if isinstance(outcome, Rejected) and outcome.error.code == "invalid_api_key":
+            self.throttle.failed(address)
+        return outcome
 
     def refuse(self, outcome: Rejected, peer: str) -> bytes:
         """Count and log a refused connection; return its ``error`` frame.
@@ -183,6 +296,18 @@ class RealtimeServer:
         ``send_text``/``close`` or synchronous ``write``/``write_close``).
         The caller starts the connection and calls :meth:`closed` at the end.
         """
+        if outcome.call_id is not None:
+            sideband = self.calls.join(
+                outcome.call_id,
+                send_text=send_text,
+                close=close,
+                write=write,
+                write_close=write_close,
+            )
+            if sideband is not None:
+                self.metrics.open_connections += 1
+                logger.info("%s: sideband joined from %s", outcome.call_id, peer)
+                return sideband
         settings = self.settings
         session = Session(
             kind=outcome.kind,
@@ -201,7 +326,7 @@ class RealtimeServer:
             close=close,
             write=write,
             write_close=write_close,
-            responder=settings.responder(),
+            responder=paced(settings.responder(), settings.pace),
             transcriber=settings.transcriber,
             metrics=self.metrics,
             on_event=on_event,
@@ -214,11 +339,15 @@ class RealtimeServer:
         metrics = self.metrics
         metrics.open_connections += 1
         metrics.sessions_total += 1
+        if outcome.call_id is not None:
+            # ?call_id= of no call here: refused, before session.created.
+            code, reason, frame = refused_sideband(outcome.call_id)
+            connection.fail(frame, code, reason)
         logger.info(
             "%s: %s session opened (%s) from %s",
             session.config.id,
             outcome.kind,
-            outcome.model or "transcription",
+            printable(outcome.model) if outcome.model else "transcription",
             peer,
         )
         return connection
@@ -226,16 +355,23 @@ class RealtimeServer:
     def closed(self, connection: Connection) -> None:
         """A session opened by :meth:`open` ended (after ``aclose()``)."""
         self.metrics.open_connections -= 1
+        if getattr(connection, "sideband", False):
+            return
         logger.info(
             "%s: session closed (code %s%s)",
             connection.session.config.id,
             connection.close_code,
-            f", {connection.close_reason}" if connection.close_reason else "",
+            f", {printable(connection.close_reason)}"
+            if connection.close_reason
+            else "",
         )
         # An observer may want the end too (the inspector shows the code).
         closed = getattr(connection.observer, "closed", None)
         if closed is not None:
-            closed(connection.close_code, connection.close_reason)
+            try:
+                closed(connection.close_code, connection.close_reason)
+            except Exception:
+                logger.warning("observer's closed() failed", exc_info=True)
 
     def fail_too_large(self, connection: Connection, size: int) -> None:
         """A client frame over ``max_frame_bytes``: an error, then close 1009."""
@@ -267,12 +403,11 @@ class RealtimeServer:
                 "headers": [],
             }
         )
-        outcome = await negotiate(
+        outcome = await self.negotiate(
             headers=Headers(scope=scope),
             query=QueryParams(scope.get("query_string", b"")),
             subprotocols=subprotocols,
-            settings=self.settings,
-            secrets=self.secrets,
+            address=client[0] if client else None,
         )
         if isinstance(outcome, Rejected):
             frame = self.refuse(outcome, peer)
@@ -419,6 +554,8 @@ def create_app(
             api_keys=settings.api_keys,
             max_sessions=settings.inspector_sessions,
             max_events=settings.inspector_events,
+            max_bytes=settings.inspector_max_bytes,
+            keep_closed=settings.inspector_keep_closed,
         )
         observer = (
             inspector.observe
@@ -428,6 +565,8 @@ def create_app(
     if secrets is None:
         secrets = settings.secret_store()
     server = RealtimeServer(settings, secrets, observer)
+    if inspector is not None:
+        inspector.throttle = server.throttle
     if warn_no_auth and not settings.auth_enabled:
         logger.warning(
             "Authentication is off: no API key is configured, so any client can "
@@ -435,17 +574,53 @@ def create_app(
         )
     if settings.pipeline is not None:
         logger.info(settings.pipeline.describe())
+        for line in settings.pipeline.warnings():
+            logger.warning(line)
+    if warn_no_auth:
+        webrtc_missing = missing_webrtc()
+        if webrtc_missing is None:
+            logger.info("WebRTC: POST /v1/realtime/calls; a page to talk at /talk")
+        else:
+            logger.warning(webrtc_missing)
     routes = server.routes()
+    from openrealtime.server.audio_api import AudioApi
+
+    routes += AudioApi(settings).routes()  # /v1/audio/transcriptions, /speech
     if inspector is not None:
         routes += inspector.routes()
-    app = Starlette(routes=routes)
+    else:
+        routes += off_routes()
+    hosts = HostPolicy(
+        settings.allowed_hosts,
+        auth_enabled=settings.auth_enabled,
+        bind_host=settings.host,
+    )
+    server.hosts = None if hosts.any else hosts
+    guard = Middleware(
+        Guard,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
+        hosts=server.hosts,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await server.calls.aclose()  # WebRTC calls end with the server
+
+    app = Starlette(routes=routes, middleware=[guard], lifespan=lifespan)
     app.state.realtime = server
     app.state.inspector = inspector
     return app
 
 
 def app_from_env() -> Starlette:
-    """The app configured from ``OPENREALTIME_*`` (uvicorn's ``factory=True``)."""
+    """The app configured from ``OPENREALTIME_*`` (uvicorn's ``factory=True``).
+
+    In a worker of ``serve --workers``, it also makes the process exit when
+    its master dies (:func:`~openrealtime.server.lifecycle.die_with_master`).
+    """
+    die_with_master()
     return create_app(
         Settings.from_env(), warn_no_auth=os.environ.get(AUTH_WARNED_ENV) != "1"
     )

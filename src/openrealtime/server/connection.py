@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -63,7 +64,10 @@ from typing import Literal, Protocol
 
 from openrealtime.exceptions import InvalidRequestError
 from openrealtime.ids import RandomIds
-from openrealtime.responders.base import Responder, apply_chunk
+from openrealtime.models.client_events import ClientEvent
+from openrealtime.models.session import Transcription
+from openrealtime.responders.base import Responder, apply_chunk, failure
+from openrealtime.server.early import EarlyTranscription
 from openrealtime.server.handshake import error_frame
 from openrealtime.server.metrics import Metrics, client_event_type, server_event_type
 from openrealtime.session import (
@@ -77,7 +81,8 @@ from openrealtime.session import (
 )
 from openrealtime.turns import SpeechDetector, TurnEvent
 from openrealtime.voice.asr import UnsupportedLanguage
-from openrealtime.voice.compute import Lane, VadLane, VoicePool
+from openrealtime.voice.compute import Lane, LaneExecutor, VadLane, VoicePool
+from openrealtime.voice.transcribe import iterate_in_thread
 
 
 __all__ = [
@@ -210,6 +215,7 @@ class Connection:
         self._debug = debug
         # One test per frame instead of three.
         self._observing = metrics is not None or on_event is not None or debug
+        self._observer_failed = False
         self._high_water = high_water
         self._clock = clock
         self._loop = asyncio.get_running_loop()
@@ -230,7 +236,7 @@ class Connection:
         self._max_transcription_seconds = max_transcription_seconds
         self._vad: VadLane | None = None
         self._inline_detector: SpeechDetector | None = None
-        self._asr_lane: Lane | None = None
+        self._asr_lanes: dict[int, Lane] = {}
         # Client frames that wait for turn detection to catch up: a commit,
         # a clear or an update must see the events of the audio before it.
         self._held: collections.deque[str | bytes] = collections.deque()
@@ -238,6 +244,14 @@ class Connection:
         self._held_drained.set()
         self._held_bytes = 0
         self._ids = RandomIds()
+        #: Decodes a turn at its first silence, before VAD commits it.
+        self._early = (
+            EarlyTranscription(
+                transcriber, self._decode_early if voice is not None else None
+            )
+            if transcriber is not None
+            else None
+        )
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._closing = False
@@ -301,6 +315,8 @@ class Connection:
         self._cancel_timer()
         if self._vad is not None:
             self._vad.close()
+        if self._early is not None:
+            self._early.discard()
         tasks = [*self._tasks.values(), *self._transcriptions]
         if self._writer is not None:
             tasks.append(self._writer)
@@ -357,6 +373,8 @@ class Connection:
             self._observe("<", data)
         self.session.receive_text(data, self._clock())
         self._pump()
+        if self._early is not None and not self._closing:
+            self._early.observe(self.session)
 
     async def feed_text(self, data: str | bytes) -> None:
         """:meth:`receive_text`, then send the replies and :meth:`drain`.
@@ -379,6 +397,21 @@ class Connection:
             self._observe("<", data)
         self.session.receive_binary(self._clock())
         self._pump()
+
+    def receive_event(self, event: ClientEvent) -> None:
+        """Feed one decoded client event that came from no text frame (a
+        WebRTC microphone's ``input_audio_buffer.append``, a truncate after
+        barge-in) and queue what the engine produced; not observed."""
+        if self._closing:
+            return
+        self.session.receive_event(event, self._clock())
+        self._pump()
+
+    def send_event(self, data: bytes) -> None:
+        """Queue a server event that the transport, not the engine, produced
+        (WebRTC's ``output_audio_buffer.*``), in order with the engine's."""
+        if not self._closing:
+            self._queue_frame(data)
 
     def fail(self, error_frame: bytes, code: int, reason: str) -> None:
         """Send an error the engine did not produce, then close (e.g. 1009)."""
@@ -481,7 +514,20 @@ class Connection:
                 )
             logger.debug("%s %s %s", self.session.config.id, direction, event_type)
         if self._on_event is not None:
-            self._on_event(direction, data.encode() if isinstance(data, str) else data)
+            try:
+                self._on_event(
+                    direction, data.encode() if isinstance(data, str) else data
+                )
+            except Exception:
+                # An observer (the inspector, a user's) must never break the
+                # connection it watches; log its first failure only.
+                if not self._observer_failed:
+                    self._observer_failed = True
+                    logger.warning(
+                        "%s: event observer failed",
+                        self.session.config.id,
+                        exc_info=True,
+                    )
 
     def _begin_close(self, close: Close) -> None:
         if self._closing:
@@ -600,22 +646,29 @@ class Connection:
             # committed by VAD starts its response at once, so let its
             # transcript land first (items are shared with the request).
             await asyncio.wait(set(self._transcriptions), timeout=TRANSCRIPT_WAIT)
-            if self._closing or session.active_response_id != response_id:
+            if self._closing or not session.response_active(response_id):
                 return
         stream: AsyncIterator[object] = self._responder.respond(request)
         try:
             async for chunk in stream:
-                if self._closing or session.active_response_id != response_id:
+                if self._closing or not session.response_active(response_id):
                     break
                 apply_chunk(session, response_id, chunk)  # type: ignore[arg-type]
                 self._pump()
                 await self.drain()
         except asyncio.CancelledError:
             raise
-        except Exception:
-            logger.exception("responder failed on %s", response_id)
+        except Exception as exc:
+            # One line; the traceback only with --debug. The client learns
+            # why from status_details.error.
+            logger.error(
+                "responder failed on %s: %s",
+                response_id,
+                exc,
+                exc_info=self._debug,
+            )
             if not self._closing:
-                session.response_failed(response_id)
+                session.response_failed(response_id, failure(exc))
         else:
             if not self._closing:
                 session.response_done(response_id)
@@ -681,6 +734,47 @@ class Connection:
 
     # --- Transcription ---------------------------------------------------------------
 
+    async def _decode_early(
+        self, engine: Transcriber, pcm: bytes, rate: int, settings: Transcription
+    ) -> list[str]:
+        """An early decode (:mod:`openrealtime.server.early`) in this
+        session's transcription lane of the voice pool. Not ended with its
+        worker when cancelled: it is short, and often overtaken."""
+        lane = self._asr_lane_for(engine)
+        assert lane is not None and self._voice is not None
+        if lane.group.processes:
+            found: list[str] = await self._voice.transcribe(
+                lane,
+                engine,
+                pcm,
+                rate,
+                language=settings.language,
+                prompt=settings.prompt,
+                kill=False,
+            )
+            return found
+
+        def make() -> Iterator[str]:
+            return iter(
+                engine.transcribe(
+                    pcm, rate, language=settings.language, prompt=settings.prompt
+                )
+            )
+
+        stream = iterate_in_thread(make, executor=LaneExecutor(lane))
+        async with contextlib.aclosing(stream) as deltas:
+            return [delta async for delta in deltas]
+
+    def _asr_lane_for(self, engine: object) -> Lane | None:
+        """This session's lane of the voice pool for ``engine`` (``None``: no
+        pool): processes for an engine that can be pickled, else threads."""
+        if self._voice is None:
+            return None
+        lane = self._asr_lanes.get(id(engine))
+        if lane is None:
+            lane = self._asr_lanes[id(engine)] = self._voice.transcription_lane(engine)
+        return lane
+
     def _transcribe(self, action: Transcribe) -> None:
         if self._transcriber is None:
             self.session.transcription_failed(action.item_id, NO_TRANSCRIBER)
@@ -702,10 +796,38 @@ class Connection:
         self, transcriber: Transcriber, action: Transcribe
     ) -> None:
         settings = action.transcription
+        early = self._early.take(action) if self._early is not None else None
+        if early is not None:
+            try:
+                found = await early
+            except asyncio.CancelledError:
+                if not early.cancelled():
+                    raise  # this task was cancelled, not the early decode
+            except Exception:
+                pass  # the normal decode below reports it
+            else:
+                if not self._closing:
+                    for delta in found:
+                        self.session.transcription_delta(
+                            action.item_id, delta, action.content_index
+                        )
+                    self.session.transcription_completed(
+                        action.item_id, "".join(found), action.content_index
+                    )
+                    self._pump()
+                return
 
-        def run() -> list[str]:
-            return list(
-                transcriber.transcribe(
+        def make_engine() -> Transcriber:
+            # A router picks the engine for the session's model (issue 16).
+            select = getattr(transcriber, "for_model", None)
+            engine: Transcriber = (
+                transcriber if select is None else select(settings.model)
+            )
+            return engine
+
+        def make(engine: Transcriber) -> Iterator[str]:
+            return iter(
+                engine.transcribe(
                     action.pcm16,
                     action.rate,
                     language=settings.language,
@@ -713,20 +835,43 @@ class Connection:
                 )
             )
 
+        deltas: list[str] = []
         try:
-            if self._voice is not None:
-                if self._asr_lane is None:
-                    self._asr_lane = self._voice.transcription_lane(transcriber)
-                deltas = await self._voice.transcribe(
-                    self._asr_lane,
-                    transcriber,
+            engine = make_engine()
+            lane = self._asr_lane_for(engine)
+            if lane is not None and lane.group.processes:
+                # A worker process (an engine that holds the GIL, such as
+                # PocketSphinx, whose deltas come after the decode anyway).
+                found = await self._voice.transcribe(  # type: ignore[union-attr]
+                    lane,
+                    engine,
                     action.pcm16,
                     action.rate,
                     language=settings.language,
                     prompt=settings.prompt,
                 )
+                if self._closing:
+                    return
+                for delta in found:
+                    deltas.append(delta)
+                    self.session.transcription_delta(
+                        action.item_id, delta, action.content_index
+                    )
             else:
-                deltas = await asyncio.to_thread(run)
+                # Each delta goes out as the engine yields it (streaming, as
+                # the hosted gpt-4o-transcribe models do), on the pool's
+                # threads when there is a pool (bounded, fair per session).
+                executor = LaneExecutor(lane) if lane is not None else None
+                stream_ = iterate_in_thread(lambda: make(engine), executor=executor)
+                async with contextlib.aclosing(stream_) as stream:
+                    async for delta in stream:
+                        if self._closing:
+                            return
+                        deltas.append(delta)
+                        self.session.transcription_delta(
+                            action.item_id, delta, action.content_index
+                        )
+                        self._pump()
         except UnsupportedLanguage as exc:
             # A setting the engine cannot honour: say so, as a failed transcript.
             if not self._closing:
@@ -745,10 +890,6 @@ class Connection:
             return
         if self._closing:
             return
-        for delta in deltas:
-            self.session.transcription_delta(
-                action.item_id, delta, action.content_index
-            )
         self.session.transcription_completed(
             action.item_id, "".join(deltas), action.content_index
         )

@@ -67,6 +67,8 @@ class Accepted:
     kind: SessionKind
     model: str
     initial: SessionConfig | None = None
+    #: ``?call_id=``: a sideband connection that joins this WebRTC call.
+    call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,20 @@ def _beta() -> InvalidRequestError:
         "beta_api_shape_disabled",
         "The Realtime Beta API is no longer supported. Please use /v1/realtime "
         "for the GA API.",
+        None,
+    )
+
+
+#: The values ``?intent=`` takes: a conversation or a transcription session.
+_INTENTS = frozenset({"realtime", "transcription"})
+
+
+def _model_with_intent(model: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        "invalid_model",
+        f'Model "{model}" cannot be used with intent=transcription. Connect with '
+        "?intent=transcription alone and set the transcription model in "
+        "session.audio.input.transcription.model.",
         None,
     )
 
@@ -250,6 +266,13 @@ async def negotiate(
             return _reject(missing_auth(), CLOSE_AUTH)
         if not key_accepted(key, settings):
             return _reject(bad_api_key(key), CLOSE_AUTH)
+    call_id = query.get("call_id")
+    if call_id:
+        # A sideband connection joins a call's session (server side, with
+        # an API key: an ephemeral key belongs to the browser of one call).
+        if initial is not None:
+            return _reject(_sideband_ephemeral_key(), CLOSE_AUTH)
+        return Accepted(kind="realtime", model="", call_id=call_id)
     if initial is not None:
         # The minted session decides the kind and model; the URL's are not
         # needed (the key was minted for this session).
@@ -257,14 +280,34 @@ async def negotiate(
             return Accepted(kind="realtime", model=initial.model, initial=initial)
         return Accepted(kind="transcription", model="", initial=initial)
     # §7: "For transcription it is ?intent=transcription with no model".
-    if query.get("intent") == "transcription":
-        return Accepted(kind="transcription", model="")
+    intent = query.get("intent")
     model = query.get("model")
+    if intent is not None and intent not in _INTENTS:
+        # Hosted: "Invalid intent " for an empty one, close 4000.
+        return _reject(
+            InvalidRequestError("invalid_intent", f"Invalid intent {intent}", None),
+            CLOSE_REQUEST,
+        )
+    if intent == "transcription":
+        if model:
+            # Reported of the hosted API: a model beside the transcription
+            # intent is refused; the model goes in audio.input.transcription.
+            return _reject(_model_with_intent(model), CLOSE_REQUEST)
+        return Accepted(kind="transcription", model="")
     if not model:
         return _reject(_missing_model(), CLOSE_REQUEST)
     if not settings.model_allowed(model):
         return _reject(invalid_model(model), CLOSE_REQUEST)
     return Accepted(kind="realtime", model=model)
+
+
+def _sideband_ephemeral_key() -> InvalidRequestError:
+    """An ``ek_`` key offered to join a call (``?call_id=``)."""
+    return InvalidRequestError(
+        None,
+        "A sideband connection (?call_id=) needs an API key, not an ephemeral key.",
+        None,
+    )
 
 
 def _reject(error: ProtocolError, code: int) -> Rejected:

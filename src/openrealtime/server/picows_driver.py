@@ -53,7 +53,11 @@ Backpressure: when the socket's write buffer crosses the transport's high
 water mark, the session stops reading from the client and its responders
 wait in :meth:`Connection.drain`; a client that does not read for
 :attr:`RealtimeProtocol.write_stall_timeout` seconds, or lets the buffer
-grow past :attr:`RealtimeProtocol.max_write_buffer` bytes, is disconnected.
+grow past :func:`write_buffer_cap` bytes (six frame caps), is disconnected.
+
+Frames over 8 KiB are written by this driver, header and payload in bytes it
+owns, not by picows's ``send`` (whose header of such frames is a view of a
+buffer it reuses: ``docs/upstream/picows-reuse.md``).
 """
 
 from __future__ import annotations
@@ -81,7 +85,8 @@ from picows.picows import WSProtocol  # type: ignore[attr-defined]
 
 from openrealtime.server.app import RealtimeServer
 from openrealtime.server.connection import Connection
-from openrealtime.server.handshake import Rejected, negotiate, select_subprotocol
+from openrealtime.server.handshake import Rejected, select_subprotocol
+from openrealtime.server.hosts import host_not_allowed
 
 
 try:  # uvicorn's fastest HTTP/1.1 protocol, as `http="httptools"`
@@ -97,7 +102,7 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 
-__all__ = ["REALTIME_PATHS", "RealtimeProtocol"]
+__all__ = ["REALTIME_PATHS", "RealtimeProtocol", "write_buffer_cap"]
 
 logger = logging.getLogger("openrealtime.server")
 
@@ -117,6 +122,22 @@ _PICOWS_LOG = logging.LoggerAdapter(logging.getLogger("picows.server"), {})
 
 _HEAD_END = b"\r\n\r\n"
 
+#: The largest payload picows 2.x copies into a frame of its own in
+#: ``WSTransport.send`` (server side); above it, its header is a view of a
+#: reused buffer (see :meth:`_Session._write`).
+_COPIED_BY_PICOWS = 8192
+_FIN_TEXT = 0x80 | 0x1
+_HEADER_16 = struct.Struct("!BBH")
+_HEADER_64 = struct.Struct("!BBQ")
+
+
+def _text_header(size: int) -> bytes:
+    """The header of an unmasked (server) final text frame of ``size`` bytes,
+    RFC 6455 §5.2, for sizes above 125."""
+    if size < 65536:
+        return _HEADER_16.pack(_FIN_TEXT, 126, size)
+    return _HEADER_64.pack(_FIN_TEXT, 127, size)
+
 
 class _Driver:
     """What the connections of one uvicorn ``Config`` share."""
@@ -133,6 +154,23 @@ class _Driver:
 
 
 _drivers: weakref.WeakKeyDictionary[Config, _Driver] = weakref.WeakKeyDictionary()
+
+#: Frames' worth of output the write buffer may hold: one client frame can
+#: make several events as large as itself before the client can read any
+#: (a response echoing a frame-sized item writes about 4.4 to 4.7 times the
+#: frame: bench/bench_write_buffer.py), so six frames.
+WRITE_BUFFER_FRAMES = 6
+#: The least write-buffer cap, whatever the frame cap.
+MIN_WRITE_BUFFER = 4 * 1024 * 1024
+
+
+def write_buffer_cap(cls: type[RealtimeProtocol], max_frame_bytes: int) -> int:
+    """Bytes a session's write buffer may hold while the client is not
+    reading: the class's ``max_write_buffer`` if set, else
+    :data:`WRITE_BUFFER_FRAMES` frame caps, at least :data:`MIN_WRITE_BUFFER`."""
+    if cls.max_write_buffer is not None:
+        return cls.max_write_buffer
+    return max(MIN_WRITE_BUFFER, WRITE_BUFFER_FRAMES * max_frame_bytes)
 
 
 def _find_server(app: Any) -> RealtimeServer | None:
@@ -159,6 +197,15 @@ def _driver(config: Config) -> _Driver:
             )
         driver = _drivers[config] = _Driver(config, server)
     return driver
+
+
+def _head_header(head: bytes, name: bytes) -> str | None:
+    """The first value of a header in a request head (``name`` lower case)."""
+    for header in head.split(b"\r\n")[1:]:
+        key, _, value = header.partition(b":")
+        if key.strip().lower() == name:
+            return value.strip().decode("latin-1")
+    return None
 
 
 def _is_realtime_upgrade(head: bytes) -> bool:
@@ -189,8 +236,9 @@ class RealtimeProtocol(asyncio.Protocol):
     head_timeout: ClassVar[float] = 60.0
     #: Seconds a session may stay unable to write (client not reading).
     write_stall_timeout: ClassVar[float] = 30.0
-    #: Bytes a session's socket write buffer may hold while paused.
-    max_write_buffer: ClassVar[int] = 4 * 1024 * 1024
+    #: Bytes a session's socket write buffer may hold while paused; ``None``:
+    #: :func:`write_buffer_cap` of the frame cap (six frames, at least 4 MiB).
+    max_write_buffer: ClassVar[int | None] = None
     #: Seconds to wait for the client's close frame after ours.
     close_timeout: ClassVar[float] = 10.0
     #: picows's first read buffer; it grows with the largest frame.
@@ -226,8 +274,9 @@ class RealtimeProtocol(asyncio.Protocol):
         """Buffer the head; once complete, hand the connection over."""
         buffer = self._buffer + data if self._buffer else data
         end = buffer.find(_HEAD_END)
-        if end < 0:
-            if len(buffer) > self.max_head:
+        if end < 0 or end > self.max_head:
+            # Over the cap whether it came in pieces or in one read.
+            if end >= 0 or len(buffer) > self.max_head:
                 self._give_up(b"431 Request Header Fields Too Large")
             else:
                 self._buffer = buffer
@@ -235,6 +284,14 @@ class RealtimeProtocol(asyncio.Protocol):
         self._buffer = b""
         driver = _driver(self.config)
         if driver.server is not None and _is_realtime_upgrade(buffer[:end]):
+            hosts = driver.server.hosts
+            if hosts is not None:
+                host = _head_header(buffer[:end], b"host")
+                if not hosts.allows(host):
+                    self._give_up(
+                        b"421 Misdirected Request", host_not_allowed(host or "")
+                    )
+                    return
             self._to_picows(driver, buffer)
         else:
             self._to_http(buffer)
@@ -256,12 +313,16 @@ class RealtimeProtocol(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
 
-    def _give_up(self, status: bytes) -> None:
+    def _give_up(self, status: bytes, body: bytes = b"") -> None:
         assert self.transport is not None
+        kind = b"content-type: application/json\r\n" if body else b""
         self.transport.write(
             b"HTTP/1.1 "
             + status
-            + b"\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+            + b"\r\nconnection: close\r\n"
+            + kind
+            + b"content-length: %d\r\n\r\n" % len(body)
+            + body
         )
         self.transport.close()
 
@@ -349,6 +410,7 @@ class _Session(WSListener):
         "_request",
         "subprotocols",
         "peer",
+        "address",
         "connection",
         "_opening",
         "_pending",
@@ -363,6 +425,7 @@ class _Session(WSListener):
         "_stall_timer",
         "_write_paused",
         "_finished",
+        "_max_write_buffer",
     )
 
     def __init__(
@@ -382,6 +445,7 @@ class _Session(WSListener):
         self.subprotocols = _header_values(request, "Sec-WebSocket-Protocol")
         peername = transport.get_extra_info("peername")
         self.peer = f"{peername[0]}:{peername[1]}" if peername else "-"
+        self.address: str | None = peername[0] if peername else None
         self.connection: Connection | None = None
         self._opening: asyncio.Task[None] | None = None
         #: Frames that arrived while the session was being opened.
@@ -397,6 +461,7 @@ class _Session(WSListener):
         self._stall_timer: asyncio.TimerHandle | None = None
         self._write_paused = False
         self._finished = False
+        self._max_write_buffer = write_buffer_cap(cls, driver.max_frame)
 
     # --- picows callbacks ------------------------------------------------------------
 
@@ -411,6 +476,10 @@ class _Session(WSListener):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         """One frame: the hot path is a whole text frame of an open session."""
+        if frame.rsv1 or frame.rsv2 or frame.rsv3:
+            # No extension is negotiated: RFC 6455 §5.2 says fail.
+            self._fail(WSCloseCode.PROTOCOL_ERROR, "reserved bits must be 0")
+            return
         connection = self.connection
         if (
             frame.msg_type is TEXT
@@ -499,22 +568,21 @@ class _Session(WSListener):
         self._request = None
         target = request.path.decode("latin-1")
         try:
-            outcome = await negotiate(
+            outcome = await server.negotiate(
                 headers=_headers(request),
                 query=dict(parse_qsl(target.partition("?")[2], keep_blank_values=True)),
                 subprotocols=self.subprotocols,
-                settings=server.settings,
-                secrets=server.secrets,
+                address=self.address,
             )
         except Exception:
             logger.exception("connection from %s failed", self.peer)
             self._fail(WSCloseCode.INTERNAL_ERROR, "")
             return
-        if self._ws.is_disconnected:
+        if self._ws.is_disconnected or self._close_sent:
             return
         if isinstance(outcome, Rejected):
             self._pending = None
-            self._ws.send(TEXT, server.refuse(outcome, self.peer))
+            self._write(server.refuse(outcome, self.peer))
             self._send_close(outcome.code, outcome.reason)
             self._tcp.resume_reading()  # for the client's close frame
             return
@@ -599,9 +667,18 @@ class _Session(WSListener):
     def _write(self, data: bytes) -> None:
         ws = self._ws
         assert ws is not None
-        ws.send(TEXT, data)
+        if len(data) <= _COPIED_BY_PICOWS:
+            # picows copies it into a frame of its own (or sends it at once).
+            ws.send(TEXT, data)
+        elif not (ws.is_close_frame_sent or ws.is_disconnected):
+            # Larger ones picows would write as ``writelines([header, data])``
+            # with ``header`` a view of a buffer it reuses for the next frame;
+            # uvloop keeps that view while the socket is backed up, so the
+            # frame would go out under the next frame's header (issue 14,
+            # docs/upstream/picows-reuse.md). Frame it here, in bytes we own.
+            self._tcp.writelines((_text_header(len(data)), data))
         if self._write_paused and (
-            self._tcp.get_write_buffer_size() > self._cls.max_write_buffer
+            self._tcp.get_write_buffer_size() > self._max_write_buffer
         ):
             self._stalled("let its write buffer grow too large")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from secrets import token_hex
 from typing import Annotated, Literal
 
 import msgspec
@@ -50,7 +51,9 @@ __all__ = [
     "ClientSecretCreateResponse",
     "ExpiresAfter",
     "RestResult",
+    "authorize",
     "create_client_secret",
+    "request_id",
     "rest_error",
 ]
 
@@ -138,6 +141,23 @@ STORE_DOWN = (
 )
 
 
+def authorize(headers: Mapping[str, str], settings: Settings) -> RestResult | None:
+    """The 401 of a request that may not mint keys, or ``None``.
+
+    It reads only headers, so the app calls it before reading the body.
+    """
+    key = find_api_key(headers)
+    if key is not None and key.startswith("ek_"):
+        # An ephemeral key opens sessions; it cannot mint more keys.
+        return rest_error(bad_api_key(key), 401)
+    if settings.api_keys:
+        if key is None:
+            return rest_error(InvalidRequestError(None, _NO_KEY, None), 401)
+        if not key_accepted(key, settings):
+            return rest_error(bad_api_key(key), 401)
+    return None
+
+
 async def create_client_secret(
     body: bytes,
     headers: Mapping[str, str],
@@ -161,15 +181,9 @@ async def create_client_secret(
         200 with ``{value, expires_at, session}``, 400 for a bad body,
         401 for a missing or wrong key.
     """
-    key = find_api_key(headers)
-    if key is not None and key.startswith("ek_"):
-        # An ephemeral key opens sessions; it cannot mint more keys.
-        return rest_error(bad_api_key(key), 401)
-    if settings.api_keys:
-        if key is None:
-            return rest_error(InvalidRequestError(None, _NO_KEY, None), 401)
-        if not key_accepted(key, settings):
-            return rest_error(bad_api_key(key), 401)
+    denied = authorize(headers, settings)
+    if denied is not None:
+        return denied
     try:
         request = _decoder.decode(body or b"{}")
     except InvalidRequestError as exc:
@@ -224,3 +238,8 @@ async def create_client_secret(
         session=replace(config, expires_at=0),
     )
     return RestResult(200, _encoder.encode(response))
+
+
+def request_id() -> str:
+    """A REST response's ``x-request-id``: ``req_`` + 32 hex, as the hosted API."""
+    return "req_" + token_hex(16)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from openrealtime.responders.base import Responder
     from openrealtime.server.connection import Transcriber
     from openrealtime.server.secrets import SecretStore
+    from openrealtime.voice.tts import Synthesizer
 
 
 __all__ = [
@@ -135,6 +137,23 @@ def _int(name: str, value: str, minimum: int) -> int:
     return number
 
 
+def _float(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, not {value!r}") from None
+    if not number >= 0:
+        raise ConfigurationError(f"{name} must be at least 0, not {value}")
+    return number
+
+
+def _seconds(name: str, value: str) -> float:
+    number = _float(name, value)
+    if not number > 0:
+        raise ConfigurationError(f"{name} must be more than 0, not {value}")
+    return number
+
+
 def _list(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
@@ -168,6 +187,8 @@ class Settings:
             process shows its own sessions).
         inspector_sessions: sessions the inspector keeps (live, then recent).
         inspector_events: events (and updates) it keeps per session.
+        inspector_max_bytes: bytes it keeps in all (oldest dropped first).
+        inspector_keep_closed: seconds it lists a closed session.
         pipeline: the voice pipeline (VAD, transcription, speech, responder by
             name, see :mod:`openrealtime.server.pipeline`); when set, it makes
             ``responder``, ``transcriber`` and ``scorer_factory``.
@@ -185,6 +206,30 @@ class Settings:
             as the engine alone does; for tests and measurements).
         max_transcription_seconds: longer committed audio is not transcribed:
             its transcription fails (``audio_too_long``) at once; ``None``: no cap.
+        ssl_certfile: serve TLS (``wss://``, ``https://``) with this PEM
+            certificate chain (the key too, unless ``ssl_keyfile`` is given).
+        ssl_keyfile: the PEM private key of ``ssl_certfile``.
+        ssl_keyfile_password: the password of an encrypted ``ssl_keyfile``.
+        pace: how fast responders' audio streams, as a multiple of real time
+            (``1``: real time, the default, so clients can cancel, truncate
+            and barge in; ``0``: as fast as possible). A scripted fixture's
+            ``pace`` overrides it.
+        max_body_bytes: largest HTTP request body (413 above it), checked
+            before the API key (:mod:`openrealtime.server.guard`).
+        body_timeout: seconds a request may take to send its body (408).
+        shutdown_timeout: seconds a graceful shutdown waits for connections
+            (SIGTERM; the CLI only): then the rest are cut.
+        allowed_hosts: ``Host`` names answered (:mod:`openrealtime.server.hosts`;
+            empty: the bind address' names when authentication is off, any
+            when it is on; ``"*"``: any).
+        metrics_key: when set, ``GET /metrics`` needs ``Authorization: Bearer``
+            with this key.
+        auth_max_failures: wrong keys one client address may present within
+            ``auth_failure_window`` seconds before it gets 429 / close 3000
+            (:mod:`openrealtime.server.throttle`); 0 turns this off.
+        auth_failure_window: seconds a wrong key counts.
+        synthesizer: the speech engine of ``POST /v1/audio/speech`` (set by
+            ``pipeline``; ``None``: that endpoint says none is configured).
     """
 
     host: str = "127.0.0.1"
@@ -203,28 +248,99 @@ class Settings:
     inspector: bool = False
     inspector_sessions: int = 50
     inspector_events: int = 1000
+    inspector_max_bytes: int = 64 * 1024 * 1024
+    inspector_keep_closed: float = 3600.0
     pipeline: Pipeline | None = None
     redis_url: str | None = None
     scorer_factory: Callable[[int], FrameScorer] | None = None
     voice_workers: int | None = None
     voice_offload: bool = True
     max_transcription_seconds: float | None = 120.0
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_keyfile_password: str | None = field(default=None, repr=False)
+    pace: float = 1.0
+    max_body_bytes: int = 16 * 1024 * 1024
+    body_timeout: float = 30.0
+    shutdown_timeout: float = 5.0
+    allowed_hosts: tuple[str, ...] = ()
+    metrics_key: str | None = None
+    auth_max_failures: int = 10
+    auth_failure_window: float = 60.0
+    synthesizer: Synthesizer | None = None
 
     def __post_init__(self) -> None:
         if self.pipeline is not None:
             # The voice pipeline makes the responder, the recognizer and the
             # turn detection scorer (frozen dataclass: set them once, here).
-            object.__setattr__(self, "responder", self.pipeline.responder_factory())
-            object.__setattr__(self, "transcriber", self.pipeline.transcriber())
+            try:
+                object.__setattr__(self, "responder", self.pipeline.responder_factory())
+                object.__setattr__(self, "transcriber", self.pipeline.transcriber())
+                object.__setattr__(self, "synthesizer", self.pipeline.synthesizer())
+            except pipeline.PipelineError as exc:
+                raise ConfigurationError(str(exc)) from None
             object.__setattr__(self, "scorer_factory", self.pipeline.scorer_factory())
         if self.log_level.upper() not in logging.getLevelNamesMapping():
             raise ConfigurationError(f"unknown log level {self.log_level!r}")
         if self.max_frame_bytes < 1024:
             raise ConfigurationError("max_frame_bytes must be at least 1024")
+        if self.pace < 0:
+            raise ConfigurationError(f"pace must be at least 0, not {self.pace}")
+        if self.max_body_bytes < 1024:
+            raise ConfigurationError("max_body_bytes must be at least 1024")
+        if not self.body_timeout > 0:
+            raise ConfigurationError("body_timeout must be more than 0 seconds")
+        if self.auth_max_failures < 0 or not self.auth_failure_window > 0:
+            raise ConfigurationError(
+                "auth_max_failures must be at least 0 and auth_failure_window "
+                "more than 0 seconds"
+            )
+        if not self.shutdown_timeout > 0:
+            raise ConfigurationError("shutdown_timeout must be more than 0 seconds")
         if self.inspector_sessions < 1 or self.inspector_events < 1:
             raise ConfigurationError(
                 "inspector_sessions and inspector_events must be at least 1"
             )
+        if self.ssl_certfile is None and (
+            self.ssl_keyfile is not None or self.ssl_keyfile_password is not None
+        ):
+            raise ConfigurationError(
+                "--ssl-keyfile and --ssl-keyfile-password need --ssl-certfile"
+            )
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server speaks TLS (``wss://`` and ``https://``)."""
+        return self.ssl_certfile is not None
+
+    def ssl_options(self) -> dict[str, str]:
+        """uvicorn's TLS arguments (``ssl_certfile`` ...), checked first.
+
+        The certificate and key are loaded once here, so that a wrong path,
+        a key that does not match or a wrong password fails at start-up with
+        one line instead of a traceback from inside uvicorn.
+
+        Raises:
+            ConfigurationError: the certificate or key cannot be loaded.
+        """
+        if self.ssl_certfile is None:
+            return {}
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                self.ssl_certfile, self.ssl_keyfile, self.ssl_keyfile_password
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(
+                f"cannot load the TLS certificate {self.ssl_certfile}"
+                + (f" with key {self.ssl_keyfile}" if self.ssl_keyfile else "")
+                + f": {exc}"
+            ) from None
+        options = {"ssl_certfile": self.ssl_certfile}
+        if self.ssl_keyfile is not None:
+            options["ssl_keyfile"] = self.ssl_keyfile
+        if self.ssl_keyfile_password is not None:
+            options["ssl_keyfile_password"] = self.ssl_keyfile_password
+        return options
 
     def secret_store(self) -> SecretStore:
         """The ephemeral key store these settings ask for (Redis or memory)."""
@@ -274,7 +390,17 @@ class Settings:
         (seconds, ``0`` turns pings off), the voice pipeline's variables
         (:mod:`openrealtime.server.pipeline`), ``OPENREALTIME_LOG_LEVEL``,
         ``OPENREALTIME_DEBUG``, ``OPENREALTIME_REDIS_URL``, ``OPENREALTIME_INSPECTOR``,
-        ``OPENREALTIME_INSPECTOR_SESSIONS``, ``OPENREALTIME_INSPECTOR_EVENTS``.
+        ``OPENREALTIME_INSPECTOR_SESSIONS``, ``OPENREALTIME_INSPECTOR_EVENTS``,
+        ``OPENREALTIME_SSL_CERTFILE``, ``OPENREALTIME_SSL_KEYFILE``,
+        ``OPENREALTIME_SSL_KEYFILE_PASSWORD``,
+        ``OPENREALTIME_PACE`` (multiple of real time), and the limits that
+        ``rate_limits.updated`` reports, ``OPENREALTIME_RATE_LIMIT_REQUESTS``
+        and ``OPENREALTIME_RATE_LIMIT_TOKENS`` (per minute).
+        ``OPENREALTIME_MAX_BODY_BYTES``, ``OPENREALTIME_BODY_TIMEOUT`` (seconds),
+        ``OPENREALTIME_SHUTDOWN_TIMEOUT`` (seconds),
+        ``OPENREALTIME_INSPECTOR_MAX_BYTES``, ``OPENREALTIME_INSPECTOR_KEEP_CLOSED``,
+        ``OPENREALTIME_ALLOWED_HOSTS`` (comma-separated), ``OPENREALTIME_METRICS_KEY``,
+        ``OPENREALTIME_AUTH_MAX_FAILURES``.
         Keyword arguments override both.
 
         Raises:
@@ -318,12 +444,61 @@ class Settings:
         for name, key in (
             ("OPENREALTIME_INSPECTOR_SESSIONS", "inspector_sessions"),
             ("OPENREALTIME_INSPECTOR_EVENTS", "inspector_events"),
+            ("OPENREALTIME_INSPECTOR_MAX_BYTES", "inspector_max_bytes"),
         ):
             if number := env.get(name):
                 values[key] = _int(name, number, 1)
+        for name, key in (
+            ("OPENREALTIME_SSL_CERTFILE", "ssl_certfile"),
+            ("OPENREALTIME_SSL_KEYFILE", "ssl_keyfile"),
+            ("OPENREALTIME_SSL_KEYFILE_PASSWORD", "ssl_keyfile_password"),
+        ):
+            if text := env.get(name):
+                values[key] = text
+        if pace := env.get("OPENREALTIME_PACE"):
+            values["pace"] = _float("OPENREALTIME_PACE", pace)
+        rate_limits: dict[str, int] = {}
+        for name, key in (
+            ("OPENREALTIME_RATE_LIMIT_REQUESTS", "rate_limit_requests"),
+            ("OPENREALTIME_RATE_LIMIT_TOKENS", "rate_limit_tokens"),
+        ):
+            if number := env.get(name):
+                rate_limits[key] = _int(name, number, 0)
+        if rate_limits:
+            # Over the limits given as an argument, if any.
+            base = overrides.pop("limits", None)
+            values["limits"] = dataclasses.replace(
+                base if isinstance(base, Limits) else Limits(), **rate_limits
+            )
+        if size := env.get("OPENREALTIME_MAX_BODY_BYTES"):
+            values["max_body_bytes"] = _int("OPENREALTIME_MAX_BODY_BYTES", size, 1024)
+        if timeout := env.get("OPENREALTIME_BODY_TIMEOUT"):
+            values["body_timeout"] = _seconds("OPENREALTIME_BODY_TIMEOUT", timeout)
+        if keep := env.get("OPENREALTIME_INSPECTOR_KEEP_CLOSED"):
+            values["inspector_keep_closed"] = _seconds(
+                "OPENREALTIME_INSPECTOR_KEEP_CLOSED", keep
+            )
+        if hosts := env.get("OPENREALTIME_ALLOWED_HOSTS"):
+            values["allowed_hosts"] = _list(hosts)
+        if failures := env.get("OPENREALTIME_AUTH_MAX_FAILURES"):
+            values["auth_max_failures"] = _int(
+                "OPENREALTIME_AUTH_MAX_FAILURES", failures, 0
+            )
+        if metrics_key := env.get("OPENREALTIME_METRICS_KEY"):
+            values["metrics_key"] = metrics_key
+        if shutdown := env.get("OPENREALTIME_SHUTDOWN_TIMEOUT"):
+            values["shutdown_timeout"] = _seconds(
+                "OPENREALTIME_SHUTDOWN_TIMEOUT", shutdown
+            )
+        base = values.get("limits")
         try:
-            values.update(voice_limits.from_env(env))
+            voice = voice_limits.from_env(
+                env, base if isinstance(base, Limits) else Limits()
+            )
         except voice_limits.VoiceLimitError as exc:
             raise ConfigurationError(str(exc)) from None
+        if "limits" in overrides:  # the caller's (the CLI's flags) win
+            voice.pop("limits", None)
+        values.update(voice)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

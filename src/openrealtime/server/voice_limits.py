@@ -106,13 +106,16 @@ def settings_overrides(
     return overrides
 
 
-def from_env(environ: Mapping[str, str]) -> dict[str, object]:
-    """The Settings fields the variables set (what worker processes read).
+def from_env(
+    environ: Mapping[str, str], limits: Limits | None = None
+) -> dict[str, object]:
+    """The Settings fields the variables set (what worker processes read),
+    the output audio cap over ``limits``.
 
     Raises:
         VoiceLimitError: a value that is not a number or out of range.
     """
-    return settings_overrides(argparse.Namespace(), environ, Limits())
+    return settings_overrides(argparse.Namespace(), environ, limits or Limits())
 
 
 def settings_env(args: argparse.Namespace) -> dict[str, str]:

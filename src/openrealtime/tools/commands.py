@@ -25,8 +25,10 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     validate = commands.add_parser(
         "validate",
         help="check client events offline, with the hosted API's errors",
-        description="Read client events (JSON lines, or one JSON array) and print "
-        "each bad one as 'line N: code param: message', the hosted API's error. "
+        description="Read client events (JSON lines, one JSON array, or a "
+        "transcript written by 'openrealtime record') and print each bad one as "
+        "'line N: code param: message' ('element I (line N)' in an array, counted "
+        "from 1), the hosted API's error, then 'N events checked, M invalid'. "
         "Exit status 1 if any is bad. With --session, also apply the "
         "session.updates in order and print the final effective config as JSON "
         "on standard output (the errors then go to standard error).",
@@ -151,6 +153,7 @@ def _validate(args: argparse.Namespace) -> int:
     report = sys.stderr if args.session else sys.stdout
     for problem in result.problems:
         print(problem, file=report)
+    print(result.summary(), file=report)
     if args.session:
         print(json.dumps(result.config_json(), indent=2))
     return 0 if result.ok else 1

@@ -10,7 +10,8 @@ two runs that behave the same read the same:
   prefix), numbered per kind in order of first appearance, and mapped the same
   way everywhere in the transcript (in id fields, and inside the text of
   server events such as error messages once seen in an id field);
-* ``expires_at`` and ``created_at`` become ``<timestamp>``;
+* ``expires_at`` and ``created_at`` become ``<timestamp>``, as does
+  ``rate_limits.updated``'s ``reset_seconds`` (a time too);
 * server audio (``response.output_audio.delta``'s ``delta``, any ``audio``
   string) becomes ``<audio N bytes>``; client audio is kept, since replaying
   needs it;
@@ -30,7 +31,7 @@ import re
 from typing import Any, Literal
 
 
-__all__ = ["Normalizer", "audio_placeholder"]
+__all__ = ["Normalizer", "PLACEHOLDER", "audio_placeholder"]
 
 Direction = Literal["client", "server"]
 
@@ -53,10 +54,12 @@ _ID_KEYS: dict[str, str] = {
     "conversation_id": "conversation",
     "id": "id",
 }
-_TIMESTAMP_KEYS = frozenset({"expires_at", "created_at"})
+_TIMESTAMP_KEYS = frozenset({"expires_at", "created_at", "reset_seconds"})
 #: Ids inside free text (error messages): a known prefix, ``_``, then word chars.
 _ID_IN_TEXT = re.compile(r"\b(?:event|item|resp|call|sess|conv)_[A-Za-z0-9]+\b")
 _PLACEHOLDER = re.compile(r"<(event|item|response|call|session|conversation|id)_(\d+)>")
+#: A placeholder (``<item_3>``): its kind and number are groups 1 and 2.
+PLACEHOLDER = _PLACEHOLDER
 #: The prefix of ids made up for placeholders first seen in client events.
 _FRESH_PREFIX = {
     "event": "event_",
@@ -143,6 +146,12 @@ class Normalizer:
 
     def _known(self, match: re.Match[str]) -> str:
         return self._placeholders.get(match.group(0), match.group(0))
+
+    def fresh(self, kind: str) -> str:
+        """A placeholder of ``kind`` not used yet in this transcript (no id yet)."""
+        n = self._counts.get(kind, 0) + 1
+        self._counts[kind] = n
+        return f"<{kind}_{n}>"
 
     # --- Backward: placeholders -> actual --------------------------------------------
 

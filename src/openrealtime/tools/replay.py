@@ -7,7 +7,10 @@ events as followed it in the transcript (up to ``timeout`` seconds) before
 sending the next. What comes back is normalized like the recording
 (:mod:`openrealtime.tools.normalize`) and compared, client event by client
 event: events are aligned by type, and events of the same type are compared
-path by path.
+path by path. Placeholders are aligned too (:class:`IdAligner`): when the live
+server sends one event more, its ids number differently (``<event_15>`` where
+the recording has ``<event_14>``), which is not a difference; an id that
+points at a different object than recorded still is.
 
 :func:`replay_session` does the same against a
 :class:`~openrealtime.session.Session` with no I/O, running the responder
@@ -20,7 +23,7 @@ import asyncio
 import base64
 import difflib
 import json
-from collections.abc import Iterable
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -37,12 +40,13 @@ from openrealtime.session import (
     Transcribe,
 )
 from openrealtime.tools.diff import Change, diff
-from openrealtime.tools.normalize import Normalizer
+from openrealtime.tools.normalize import PLACEHOLDER, Normalizer
 
 
 __all__ = [
     "Difference",
     "Entry",
+    "IdAligner",
     "Report",
     "Segment",
     "Transcript",
@@ -231,21 +235,127 @@ def segments(transcript: Transcript) -> list[Segment]:
 # --- Comparing -----------------------------------------------------------------------
 
 
-def compare(segment: Segment, actual: list[dict[str, Any]]) -> list[Difference]:
-    """The differences between a segment's recorded server events and ``actual``."""
+class IdAligner:
+    """Pairs the recording's placeholders with the live run's.
+
+    Both sides number ids in order of first sight, so one extra or missing
+    event renumbers everything after it. Pairs are learnt from events aligned
+    by type (a placeholder in the same place on both sides, each not paired
+    yet); the live events are then compared in the recording's numbering, and
+    recorded client events are sent with the live ids they stand for.
+    """
+
+    def __init__(self) -> None:
+        self._to_live: dict[str, str] = {}
+        self._to_recorded: dict[str, str] = {}
+
+    def _pair(self, recorded: str, live: str) -> None:
+        self._to_live[recorded] = live
+        self._to_recorded[live] = recorded
+
+    def learn(self, recorded: Any, live: Any) -> None:
+        """Pair the placeholders found in the same places of two events."""
+        if isinstance(recorded, dict) and isinstance(live, dict):
+            for key, value in recorded.items():
+                if key in live:
+                    self.learn(value, live[key])
+        elif isinstance(recorded, list) and isinstance(live, list):
+            for a, b in zip(recorded, live, strict=False):
+                self.learn(a, b)
+        elif isinstance(recorded, str) and isinstance(live, str):
+            a, b = PLACEHOLDER.fullmatch(recorded), PLACEHOLDER.fullmatch(live)
+            if (
+                a is not None
+                and b is not None
+                and a.group(1) == b.group(1)
+                and recorded not in self._to_live
+                and live not in self._to_recorded
+            ):
+                self._pair(recorded, live)
+
+    def recorded_view(self, live: Any) -> Any:
+        """A live event with its placeholders in the recording's numbering.
+
+        A live placeholder with no pair keeps its number, marked ``live`` when
+        that number means something else in the recording.
+        """
+        if isinstance(live, str):
+            return PLACEHOLDER.sub(self._recorded, live) if "<" in live else live
+        if isinstance(live, dict):
+            return {k: self.recorded_view(v) for k, v in live.items()}
+        if isinstance(live, list):
+            return [self.recorded_view(v) for v in live]
+        return live
+
+    def _recorded(self, match: re.Match[str]) -> str:
+        live = match.group(0)
+        recorded = self._to_recorded.get(live)
+        if recorded is not None:
+            return recorded
+        if live in self._to_live:  # taken by another id in the recording
+            return f"<live {live[1:]}"
+        return live
+
+    def live_view(self, recorded: Any, normalizer: Normalizer) -> Any:
+        """A recorded client event with the live run's placeholders.
+
+        A placeholder the live run has no pair for (an ``event_id`` the client
+        chose, an item it creates) gets a fresh one of the live numbering.
+        """
+        if isinstance(recorded, str):
+            if "<" not in recorded:
+                return recorded
+            return PLACEHOLDER.sub(lambda m: self._live(m, normalizer), recorded)
+        if isinstance(recorded, dict):
+            return {k: self.live_view(v, normalizer) for k, v in recorded.items()}
+        if isinstance(recorded, list):
+            return [self.live_view(v, normalizer) for v in recorded]
+        return recorded
+
+    def _live(self, match: re.Match[str], normalizer: Normalizer) -> str:
+        recorded = match.group(0)
+        live = self._to_live.get(recorded)
+        if live is None:
+            live = normalizer.fresh(match.group(1))
+            self._pair(recorded, live)
+        return live
+
+
+def compare(
+    segment: Segment,
+    actual: list[dict[str, Any]],
+    aligner: IdAligner | None = None,
+) -> list[Difference]:
+    """The differences between a segment's recorded server events and ``actual``.
+
+    With an ``aligner``, placeholders are paired from the events aligned by
+    type and compared in the recording's numbering.
+    """
+    aligner = aligner or IdAligner()
     expected = [e.event for e in segment.expected]
     types_e = [str(e.get("type")) for e in expected]
     types_a = [str(a.get("type")) for a in actual]
     out: list[Difference] = []
     matcher = difflib.SequenceMatcher(a=types_e, b=types_a, autojunk=False)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+    opcodes = matcher.get_opcodes()
+    for op, i1, i2, j1, j2 in opcodes:  # learn every pair before comparing
         if op == "equal":
             for e, a in zip(expected[i1:i2], actual[j1:j2], strict=True):
-                changes = diff(e, a)
+                aligner.learn(e, a)
+    for op, i1, i2, j1, j2 in opcodes:
+        if op == "equal":
+            for e, a in zip(expected[i1:i2], actual[j1:j2], strict=True):
+                seen = aligner.recorded_view(a)
+                changes = diff(e, seen)
                 if changes:
                     out.append(
                         Difference(
-                            "changed", segment.client, str(e.get("type")), e, a, changes
+                            "changed",
+                            segment.client,
+                            str(e.get("type")),
+                            e,
+                            seen,
+                            changes,
                         )
                     )
             continue
@@ -254,8 +364,51 @@ def compare(segment: Segment, actual: list[dict[str, Any]]) -> list[Difference]:
                 Difference("missing", segment.client, str(e.get("type")), e, None)
             )
         for a in actual[j1:j2]:
-            out.append(Difference("extra", segment.client, str(a.get("type")), None, a))
+            seen = aligner.recorded_view(a)
+            out.append(
+                Difference("extra", segment.client, str(a.get("type")), None, seen)
+            )
     return out
+
+
+def _taken(segment: Segment, events: list[dict[str, Any]]) -> int:
+    """How many of ``events`` a segment takes: up to the one that completes the
+    recorded types in order (extra events in between are its own), else as
+    many as were recorded."""
+    types = iter(e.type for e in segment.expected)
+    wanted = next(types, None)
+    if wanted is None:
+        return 0
+    for i, event in enumerate(events):
+        if event.get("type") == wanted:
+            wanted = next(types, None)
+            if wanted is None:
+                return i + 1
+    return min(len(events), len(segment.expected))
+
+
+def _complete(segment: Segment, events: list[dict[str, Any]]) -> bool:
+    """Whether ``events`` hold every type recorded in ``segment``, in order."""
+    types = iter(str(e.get("type")) for e in events)
+    return all(e.type in types for e in segment.expected)
+
+
+class _Comparison:
+    """Compares segment by segment as a replay goes, with one aligner."""
+
+    def __init__(self) -> None:
+        self.aligner = IdAligner()
+        self.differences: list[Difference] = []
+        self.clients = 0
+        self.servers = 0
+
+    def add(self, segment: Segment, actual: list[dict[str, Any]]) -> None:
+        self.clients += segment.client is not None
+        self.servers += len(actual)
+        self.differences.extend(compare(segment, actual, self.aligner))
+
+    def report(self, transcript: Transcript, target: str) -> Report:
+        return Report(transcript, target, self.differences, self.clients, self.servers)
 
 
 def _short(value: Any, limit: int = 160) -> str:
@@ -301,20 +454,6 @@ def format_report(report: Report) -> str:
     return "\n".join(lines)
 
 
-def _report(
-    transcript: Transcript,
-    target: str,
-    parts: Iterable[tuple[Segment, list[dict[str, Any]]]],
-) -> Report:
-    differences: list[Difference] = []
-    clients = servers = 0
-    for segment, actual in parts:
-        clients += segment.client is not None
-        servers += len(actual)
-        differences.extend(compare(segment, actual))
-    return Report(transcript, target, differences, clients, servers)
-
-
 # --- Against a server ----------------------------------------------------------------
 
 
@@ -353,7 +492,7 @@ async def replay(
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     target = target_url(url, transcript)
     normalizer = Normalizer()
-    parts: list[tuple[Segment, list[dict[str, Any]]]] = []
+    comparison = _Comparison()
     closed = False
     async with connect(
         target,
@@ -401,11 +540,12 @@ async def replay(
                 elif event.get("type") == "<text>":
                     await ws.send(str(event["text"]))
                 else:
-                    live = normalizer.denormalize(event)
+                    renamed = comparison.aligner.live_view(event, normalizer)
+                    live = normalizer.denormalize(renamed)
                     normalizer.event(live, "client")
                     await ws.send(json.dumps(live))
             got: list[dict[str, Any]] = []
-            while len(got) < len(segment.expected):
+            while not _complete(segment, got):
                 received = await receive(timeout)
                 if received is None:
                     break
@@ -417,8 +557,8 @@ async def replay(
             # in it; the echo received here is not an extra event.
             if client is not None and client.type == "<close>":
                 got = [g for g in got if g.get("type") != "<close>"]
-            parts.append((segment, got))
-    return _report(transcript, target, parts)
+            comparison.add(segment, got)
+    return comparison.report(transcript, target)
 
 
 # --- Against an engine, no I/O -------------------------------------------------------
@@ -453,7 +593,7 @@ async def replay_session(
         defaults=defaults,
     )
     normalizer = Normalizer()
-    parts: list[tuple[Segment, list[dict[str, Any]]]] = []
+    comparison = _Comparison()
     out: list[dict[str, Any]] = []
 
     async def pump() -> None:
@@ -468,7 +608,7 @@ async def replay_session(
                     case StartResponse(request=request):
                         rid = request.response_id
                         async for chunk in responder.respond(request):
-                            if session.active_response_id != rid:
+                            if not session.response_active(rid):
                                 break
                             apply_chunk(session, rid, chunk)
                         session.response_done(rid)
@@ -492,15 +632,16 @@ async def replay_session(
             elif event.get("type") == "<text>":
                 session.receive_text(str(event["text"]), NOW)
             else:
-                live = normalizer.denormalize(event)
+                renamed = comparison.aligner.live_view(event, normalizer)
+                live = normalizer.denormalize(renamed)
                 normalizer.event(live, "client")
                 session.receive_text(json.dumps(live), NOW)
             await pump()
-        # As over the wire, a segment takes as many events as were recorded
-        # after its client event; the rest go to the next (a client that sent
-        # two events before reading is recorded that way).
+        # As over the wire, a segment takes the events up to the last of
+        # those recorded after its client event; the rest go to the next (a
+        # client that sent two events before reading is recorded that way).
         last = index == len(all_segments) - 1
-        count = len(out) if last else len(segment.expected)
-        parts.append((segment, out[:count]))
+        count = len(out) if last else _taken(segment, out)
+        comparison.add(segment, out[:count])
         del out[:count]
-    return _report(transcript, "an in-process Session", parts)
+    return comparison.report(transcript, "an in-process Session")

@@ -8,7 +8,11 @@ one of them is missing.
 * :mod:`openrealtime.voice.vad`: :class:`FrameScorer` and its Silero,
   WebRTC and energy implementations.
 * :mod:`openrealtime.voice.asr`: :class:`Transcriber` and PocketSphinx.
+* :mod:`openrealtime.voice.whisper`: faster-whisper (the ``whisper`` extra).
 * :mod:`openrealtime.voice.tts`: :class:`Synthesizer` and espeak-ng.
+* :mod:`openrealtime.voice.flite`: CMU Flite voices.
+* :mod:`openrealtime.voice.remote`: OpenAI-compatible audio servers.
+* :mod:`openrealtime.voice.engines`: which engine serves a session's model.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from openrealtime.voice.asr import (
     Transcriber,
     UnsupportedLanguage,
 )
+from openrealtime.voice.engines import TranscriberRouter
+from openrealtime.voice.flite import FliteSynthesizer
+from openrealtime.voice.remote import RemoteSynthesizer, RemoteTranscriber
 from openrealtime.voice.tts import EspeakSynthesizer, SynthesisError, Synthesizer
 from openrealtime.voice.vad import (
     EnergyScorer,
@@ -26,18 +33,24 @@ from openrealtime.voice.vad import (
     WebRtcScorer,
     best_available_scorer,
 )
+from openrealtime.voice.whisper import WhisperTranscriber
 
 
 __all__ = [
     "EnergyScorer",
     "EspeakSynthesizer",
+    "FliteSynthesizer",
     "FrameScorer",
     "PocketSphinxTranscriber",
+    "RemoteSynthesizer",
+    "RemoteTranscriber",
     "SileroScorer",
     "SynthesisError",
     "Synthesizer",
     "Transcriber",
+    "TranscriberRouter",
     "UnsupportedLanguage",
     "WebRtcScorer",
+    "WhisperTranscriber",
     "best_available_scorer",
 ]

@@ -70,6 +70,7 @@ __all__ = [
     "CANCEL_GRACE_SECONDS",
     "JobCancelled",
     "Lane",
+    "LaneExecutor",
     "VAD_BACKLOG_SECONDS",
     "VAD_JOB_SECONDS",
     "VadLane",
@@ -197,7 +198,7 @@ _lane_ids = itertools.count(1)
 
 
 class _Job:
-    __slots__ = ("args", "cancel_event", "fn", "id", "on_done", "started")
+    __slots__ = ("args", "cancel_event", "fn", "id", "kill", "on_done", "started")
 
     def __init__(
         self,
@@ -211,6 +212,8 @@ class _Job:
         self.on_done = on_done
         self.started = False
         self.cancel_event = threading.Event()
+        #: End the worker process if the job, cancelled, runs on.
+        self.kill = True
 
 
 class Lane:
@@ -301,7 +304,7 @@ class _Group:
         for i, running in enumerate(self._running):
             if running == [job] and self._cancelled[i] is not None:
                 self._cancelled[i].value = job.id
-                if self.kill_after is not None:
+                if self.kill_after is not None and job.kill:
                     timer = threading.Timer(self.kill_after, self._kill, (i, job))
                     timer.daemon = True
                     timer.start()
@@ -735,11 +738,14 @@ class VoicePool:
         """A new lane (one session's queue) in ``group``."""
         return Lane(self._groups[group], None)
 
-    async def run(self, lane: Lane, fn: Callable[..., Any], *args: Any) -> Any:
+    async def run(
+        self, lane: Lane, fn: Callable[..., Any], *args: Any, kill: bool = True
+    ) -> Any:
         """Run ``fn(*args)`` in ``lane`` when its turn comes; return its result.
 
         Cancelling the caller drops the job, or stops it at its next
-        :func:`checkpoint` and frees the worker.
+        :func:`checkpoint` and frees the worker (with ``kill``, by ending a
+        worker process whose job runs on past the grace).
         """
         loop = asyncio.get_running_loop()
         result: asyncio.Future[Any] = loop.create_future()
@@ -755,6 +761,7 @@ class VoicePool:
                 result.set_result(future.result())
 
         job = _Job(fn, args, lambda future: _deliver(loop, settle, future))
+        job.kill = kill
         lane.submit(job)
         try:
             return await result
@@ -771,6 +778,7 @@ class VoicePool:
         *,
         language: str | None,
         prompt: str | None,
+        kill: bool = True,
     ) -> list[str]:
         """Transcribe one utterance in the session's ``asr`` lane.
 
@@ -780,7 +788,7 @@ class VoicePool:
         if lane is None:
             lane = self.transcription_lane(transcriber)
         deltas: list[str] = await self.run(
-            lane, _transcribe, transcriber, pcm16, rate, language, prompt
+            lane, _transcribe, transcriber, pcm16, rate, language, prompt, kill=kill
         )
         return deltas
 

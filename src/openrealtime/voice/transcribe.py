@@ -9,12 +9,11 @@ used to stream speech synthesis.
 Which engine serves which ``audio.input.transcription.model``
 --------------------------------------------------------------
 Clients name hosted models; :data:`TRANSCRIPTION_ENGINES` says which local
-engine stands in for each. Today every name maps to ``"pocketsphinx"``
-(:class:`~openrealtime.voice.asr.PocketSphinxTranscriber`, US English), the
-only offline recognizer shipped, and so do names not in the table (the spec
-lets ``model`` be any string): see :func:`transcription_engine`. When a
-better engine is added (say Whisper for ``whisper-1`` and the
-``gpt-*-transcribe`` family), only this table changes.
+engine stands in for each: Whisper (:mod:`openrealtime.voice.whisper`) for
+all of them. A server serves them with its configured recognizer
+(``--transcription``; see :class:`openrealtime.voice.engines.TranscriberRouter`),
+and names not in the table (the spec lets ``model`` be any string) go to
+the same one unless they name an installed engine (``pocketsphinx``).
 """
 
 from __future__ import annotations
@@ -39,19 +38,19 @@ __all__ = [
 T = TypeVar("T")
 
 #: Engine used for a model name that is not in :data:`TRANSCRIPTION_ENGINES`.
-DEFAULT_TRANSCRIPTION_ENGINE: Final = "pocketsphinx"
+DEFAULT_TRANSCRIPTION_ENGINE: Final = "whisper"
 
 #: The engine that serves each hosted transcription model name (all the
 #: names the spec lists for ``audio.input.transcription.model``).
 TRANSCRIPTION_ENGINES: Final[dict[str, str]] = {
-    "whisper-1": "pocketsphinx",
-    "gpt-transcribe": "pocketsphinx",
-    "gpt-live-transcribe": "pocketsphinx",
-    "gpt-4o-mini-transcribe": "pocketsphinx",
-    "gpt-4o-mini-transcribe-2025-12-15": "pocketsphinx",
-    "gpt-4o-transcribe": "pocketsphinx",
-    "gpt-4o-transcribe-diarize": "pocketsphinx",
-    "gpt-realtime-whisper": "pocketsphinx",
+    "whisper-1": "whisper",
+    "gpt-transcribe": "whisper",
+    "gpt-live-transcribe": "whisper",
+    "gpt-4o-mini-transcribe": "whisper",
+    "gpt-4o-mini-transcribe-2025-12-15": "whisper",
+    "gpt-4o-transcribe": "whisper",
+    "gpt-4o-transcribe-diarize": "whisper",
+    "gpt-realtime-whisper": "whisper",
 }
 
 _DONE: Final = object()

@@ -6,7 +6,7 @@ const MAX_ROWS = 2000;
 const POLL_MS = 2000;
 
 const $ = (sel) => document.querySelector(sel);
-const state = { id: null, ws: null, config: null, lastChanged: new Set(), retry: null };
+const state = { id: null, ws: null, config: null, loaded: false, lastChanged: new Set(), retry: null };
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -60,6 +60,7 @@ async function refreshSessions() {
   const sessions = data.sessions;
   const live = sessions.filter((s) => s.live).length;
   $("#status").textContent = `${live} live, ${sessions.length - live} recent`;
+  $("#sessions-loading").hidden = true;
   $("#no-sessions").hidden = sessions.length > 0;
   const body = $("#sessions tbody");
   body.replaceChildren(...sessions.map((s) => {
@@ -86,12 +87,21 @@ function select(id) {
   clearTimeout(state.retry);
   state.id = id;
   state.config = null;
+  state.loaded = false;
   for (const row of document.querySelectorAll("#sessions tr")) {
     row.classList.toggle("selected", row.dataset.id === id);
   }
   $("#empty").hidden = true;
   $("#detail").hidden = false;
   $("#detail-title").textContent = id;
+  // Until the session's snapshot arrives, say so (not "No session.update yet.").
+  $("#detail-meta").textContent = "loading…";
+  $("#config-tree").replaceChildren(el("p", { class: "muted", text: "loading…" }));
+  $("#updates").replaceChildren();
+  $("#updates-count").textContent = "";
+  $("#no-updates").textContent = "loading…";
+  $("#no-updates").hidden = false;
+  $("#log").replaceChildren();
   connect(id);
 }
 
@@ -105,6 +115,12 @@ function connect(id) {
   ws.onclose = (event) => {
     if (state.ws !== ws) return;
     state.ws = null;
+    if (!state.loaded) {  // closed before the snapshot: no more "loading…"
+      const why = event.reason || "not available";
+      $("#detail-meta").textContent = why;
+      $("#config-tree").replaceChildren(el("p", { class: "muted", text: why }));
+      $("#no-updates").textContent = why;
+    }
     if (event.code === 1013) { connect(id); return; }
     setLogState(event.reason || "disconnected", "");
     if (event.code !== 1000) state.retry = setTimeout(() => { if (state.id === id) connect(id); }, POLL_MS);
@@ -121,9 +137,12 @@ function receive(message) {
   const data = message.data;
   switch (message.kind) {
     case "snapshot":
+      state.loaded = true;
       renderMeta(data.session);
       renderConfig(data.config);
       $("#updates").replaceChildren();
+      $("#no-updates").textContent = "No session.update yet.";
+      $("#no-updates").hidden = false;
       for (const update of data.updates) addUpdate(update);
       $("#log").replaceChildren();
       for (const entry of data.events) addEntry(entry);
@@ -180,6 +199,11 @@ function treeNode(key, value, path, depth, open) {
   return leaf;
 }
 
+// A dotted path that wraps only after its dots on a narrow window.
+function breakable(path) {
+  return path.split(".").flatMap((part, i) => (i ? [".", el("wbr"), part] : [part]));
+}
+
 // --- session.update timeline -----------------------------------------------------
 
 function addUpdate(update) {
@@ -200,7 +224,7 @@ function addUpdate(update) {
           : c.op === "removed" ? el("span", { class: "old", text: short(c.old) })
           : el("span", {}, el("span", { class: "old", text: short(c.old) }), " → ", el("span", { class: "new", text: short(c.new) }));
         table.append(el("tr", { class: `diff-row ${c.op}` },
-          el("td", { class: "op", text: symbol }), el("td", { class: "mono path", text: c.path }), el("td", { class: "mono" }, values)));
+          el("td", { class: "op", text: symbol }), el("td", { class: "mono path" }, ...breakable(c.path)), el("td", { class: "mono" }, values)));
       }
       item.append(table);
     }

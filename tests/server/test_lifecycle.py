@@ -1,0 +1,162 @@
+"""Real ``openrealtime serve`` processes: bounded shutdown, workers that die
+with their master (issue 14: SIGTERM took 27 s with one client not reading;
+``kill -9`` of the ``--workers`` master left orphan workers serving the port).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.redis_server import free_port
+
+
+def _start(port: int, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "openrealtime",
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--speech",
+            "none",
+            "--vad",
+            "energy",
+            "--transcription",
+            "none",
+            *args,
+        ],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _wait_up(proc: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the server exited"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    pytest.fail("the server did not start")  # pragma: no cover
+
+
+@contextlib.contextmanager
+def _server(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    port = free_port()
+    proc = _start(port, *args)
+    try:
+        _wait_up(proc, port)
+        yield proc, port
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _stuck_client(port: int) -> socket.socket:
+    """A WebSocket client that asks for a lot and never reads, so the
+    server's socket buffers fill."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.sendall(
+        b"GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    update = json.dumps(
+        {
+            "type": "session.update",
+            "session": {"type": "realtime", "instructions": "x" * 200_000},
+        }
+    ).encode()
+    frame = bytearray([0x81, 0xFF]) + len(update).to_bytes(8, "big") + b"\0" * 4
+    frame += update  # zero mask: the payload as is
+    sock.settimeout(2.0)
+    with contextlib.suppress(OSError):
+        for _ in range(40):
+            sock.sendall(frame)
+    return sock
+
+
+@pytest.mark.parametrize("driver", ["picows", "asgi"])
+def test_sigterm_with_a_client_not_reading_is_bounded(driver: str) -> None:
+    """--shutdown-timeout 2: the process is gone within the bound (plus
+    start-up slack), not after the stall timeout (27 s before)."""
+    with _server("--driver", driver, "--shutdown-timeout", "2") as (proc, port):
+        client = _stuck_client(port)
+        try:
+            started = time.monotonic()
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+            elapsed = time.monotonic() - started
+        finally:
+            client.close()
+    assert elapsed < 6.0, elapsed
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_die_with_their_master() -> None:
+    """kill -9 of the --workers master: its workers exit, the port is free."""
+    with _server("--workers", "2") as (proc, port):
+        deadline = time.monotonic() + 30
+        workers: set[int] = set()
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers = {
+                pid
+                for pid in _children(proc.pid)
+                if "openrealtime" in Path(f"/proc/{pid}/cmdline").read_text()
+                or "multiprocessing" in Path(f"/proc/{pid}/cmdline").read_text()
+            }
+            time.sleep(0.1)
+        assert len(workers) >= 2, workers
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(w) for w in workers):
+            time.sleep(0.1)
+        assert not any(_alive(w) for w in workers)
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
