@@ -28,13 +28,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from openrealtime import __version__
-from openrealtime.server import inspector, pipeline
+from openrealtime.server import inspector, pipeline, voice_limits
 from openrealtime.server.settings import (
     REALTIME_MODELS,
     ConfigurationError,
     Settings,
     load_defaults,
 )
+from openrealtime.session import Limits
 from openrealtime.tools.commands import add_commands as add_tool_commands
 
 
@@ -241,6 +242,7 @@ def _add_serve(commands: argparse._SubParsersAction[Any]) -> None:
         "127.0.0.0/8 keeps calls on loopback). Default: any",
     )
     pipeline.add_arguments(serve)
+    voice_limits.add_arguments(serve)
     inspector.add_arguments(serve)
     serve.set_defaults(run=_serve)
 
@@ -298,6 +300,14 @@ def build_settings(
     if args.webrtc_peer_networks:
         overrides["webrtc_peer_networks"] = tuple(args.webrtc_peer_networks)
     overrides.update(inspector.settings_overrides(args))
+    try:
+        overrides.update(
+            voice_limits.settings_overrides(
+                args, os.environ if environ is None else environ, Limits()
+            )
+        )
+    except voice_limits.VoiceLimitError as exc:
+        raise ConfigurationError(str(exc)) from None
     try:
         overrides.update(
             pipeline.settings_overrides(
@@ -366,6 +376,7 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
     if args.webrtc_peer_networks:
         env["OPENREALTIME_WEBRTC_PEER_NETWORKS"] = ",".join(args.webrtc_peer_networks)
     env.update(inspector.settings_env(args))
+    env.update(voice_limits.settings_env(args))
     env.update(pipeline.settings_env(args))
     env.update(_engine_env(args))
     return env

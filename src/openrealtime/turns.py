@@ -21,11 +21,22 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from openrealtime import audio
 
-__all__ = ["EnergyScorer", "FrameScorer", "TurnDetector", "TurnEvent"]
+
+__all__ = [
+    "DetectorOp",
+    "DetectorSettings",
+    "EnergyScorer",
+    "FrameScorer",
+    "SpeechDetector",
+    "TurnDetector",
+    "TurnEvent",
+]
 
 
 class FrameScorer(Protocol):
@@ -166,3 +177,103 @@ class TurnDetector:
         self._position += len(self._pending) / 2 * 1000 / self.scorer.rate
         self._pending = b""
         self.scorer.reset()
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorSettings:
+    """What a :class:`SpeechDetector` needs to (re)start or be reconfigured.
+
+    Attributes:
+        rate: sample rate of the PCM16 audio it is fed.
+        threshold: activation threshold, 0..1.
+        prefix_padding_ms: audio kept before detected speech.
+        silence_duration_ms: silence that ends speech.
+        position_ms: where on the input timeline a new detector starts.
+    """
+
+    rate: int
+    threshold: float
+    prefix_padding_ms: int
+    silence_duration_ms: int
+    position_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorOp:
+    """One step of turn detection, applied in order by :meth:`SpeechDetector.apply`.
+
+    ``start`` builds a new detector (scorer, resampler) from ``settings``;
+    ``configure`` changes the settings of the current one from its next
+    frame; ``feed`` scores ``pcm16`` (PCM16 mono at the settings' rate);
+    ``reset`` drops speech state and partial frames (a clear or a commit).
+    The engine produces these; it applies them itself (inline) or hands them
+    to its driver to apply elsewhere, in the same order (offload). A driver
+    that cannot keep up may turn a ``feed`` into a ``skip`` of as many bytes:
+    the timeline advances over that audio without scoring it.
+    """
+
+    kind: Literal["start", "configure", "feed", "reset", "skip"]
+    pcm16: bytes = b""
+    settings: DetectorSettings | None = None
+    skip_bytes: int = 0
+
+
+class SpeechDetector:
+    """A :class:`TurnDetector` with its scorer and resampler, driven by ops.
+
+    Args:
+        scorer_factory: makes the frame scorer for an input rate.
+    """
+
+    __slots__ = ("_detector", "_resampler", "scorer_factory")
+
+    def __init__(self, scorer_factory: Callable[[int], FrameScorer]) -> None:
+        self.scorer_factory = scorer_factory
+        self._detector: TurnDetector | None = None
+        self._resampler: audio.Resampler | None = None
+
+    def apply(self, op: DetectorOp) -> list[TurnEvent]:
+        """Apply one op; return the turn events it completes."""
+        if op.kind == "start":
+            assert op.settings is not None
+            settings = op.settings
+            scorer = self.scorer_factory(settings.rate)
+            # A model scorer has its own rate (Silero: 16 kHz): resample to it.
+            self._resampler = (
+                audio.Resampler(settings.rate, scorer.rate)
+                if scorer.rate != settings.rate
+                else None
+            )
+            self._detector = TurnDetector(
+                scorer,
+                threshold=settings.threshold,
+                prefix_padding_ms=settings.prefix_padding_ms,
+                silence_duration_ms=settings.silence_duration_ms,
+            )
+            self._detector.skip(settings.position_ms)
+            return []
+        detector = self._detector
+        if detector is None:
+            raise ValueError(f"a {op.kind!r} op before 'start'")
+        if op.kind == "configure":
+            assert op.settings is not None
+            detector.configure(
+                threshold=op.settings.threshold,
+                prefix_padding_ms=op.settings.prefix_padding_ms,
+                silence_duration_ms=op.settings.silence_duration_ms,
+            )
+            return []
+        if op.kind == "reset":
+            detector.reset()
+            return []
+        if op.kind == "skip":
+            rate = detector.scorer.rate
+            if self._resampler is not None:
+                rate = self._resampler.from_rate
+                self._resampler = audio.Resampler(rate, detector.scorer.rate)
+            detector.skip(op.skip_bytes / 2 * 1000 / rate)
+            return []
+        pcm = op.pcm16
+        if self._resampler is not None:
+            pcm = self._resampler.process(pcm)
+        return detector.feed(pcm)

@@ -72,6 +72,7 @@ from openrealtime.server.webrtc import (
     webrtc_routes,
 )
 from openrealtime.session import Session
+from openrealtime.voice.compute import default_pool
 
 
 __all__ = ["AUTH_WARNED_ENV", "RealtimeServer", "app_from_env", "create_app"]
@@ -316,6 +317,7 @@ class RealtimeServer:
             limits=settings.limits,
             initial=outcome.initial,
             scorer_factory=settings.scorer_factory,
+            vad_offload=settings.voice_offload,
         )
         on_event = self.observer(session) if self.observer is not None else None
         connection = Connection(
@@ -329,6 +331,10 @@ class RealtimeServer:
             metrics=self.metrics,
             on_event=on_event,
             debug=settings.debug,
+            voice=default_pool(settings.voice_workers)
+            if settings.voice_offload
+            else None,
+            max_transcription_seconds=settings.max_transcription_seconds,
         )
         metrics = self.metrics
         metrics.open_connections += 1

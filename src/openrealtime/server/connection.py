@@ -38,8 +38,13 @@ The engine's actions run here:
 * ``StartResponse``: a task iterates the responder and reports each chunk;
 * ``CancelResponse``: that task is cancelled (the engine already sent
   ``response.done`` with status ``cancelled``);
-* ``Transcribe``: the configured transcriber runs in a thread, or the item
-  fails with a clear message when there is none;
+* ``DetectSpeech`` (a session made with ``vad_offload=True``): the op goes
+  to the session's lane of the voice pool (:mod:`openrealtime.voice.compute`),
+  which scores the audio on a worker and reports the turn events back;
+* ``Transcribe``: the configured transcriber runs in the voice pool (or a
+  thread when there is none), or the item fails with a clear message when
+  there is no transcriber or the audio is longer than
+  ``max_transcription_seconds``;
 * ``Close``: the frames already queued are sent, then the close frame.
 
 The engine's one timer (session expiry, idle timeout) is a ``loop.call_at``,
@@ -57,19 +62,26 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Literal, Protocol
 
+from openrealtime.exceptions import InvalidRequestError
+from openrealtime.ids import RandomIds
 from openrealtime.models.client_events import ClientEvent
+from openrealtime.models.session import Transcription
 from openrealtime.responders.base import Responder, apply_chunk, failure
 from openrealtime.server.early import EarlyTranscription
+from openrealtime.server.handshake import error_frame
 from openrealtime.server.metrics import Metrics, client_event_type, server_event_type
 from openrealtime.session import (
     CancelResponse,
     Close,
+    DetectSpeech,
     ResponseRequest,
     Session,
     StartResponse,
     Transcribe,
 )
+from openrealtime.turns import SpeechDetector, TurnEvent
 from openrealtime.voice.asr import UnsupportedLanguage
+from openrealtime.voice.compute import Lane, LaneExecutor, VadLane, VoicePool
 from openrealtime.voice.transcribe import iterate_in_thread
 
 
@@ -98,6 +110,29 @@ class EventObserver(Protocol):
 
 #: Seconds a response waits for pending transcripts of the user's turn.
 TRANSCRIPT_WAIT = 10.0
+
+#: Client frames held, at most, while turn detection catches up, and their
+#: bytes; past either, the client is closed (1013): it sends audio faster
+#: than this server can score it and does not stop when asked to wait.
+MAX_HELD = 256
+MAX_HELD_BYTES = 32 * 1024 * 1024
+
+#: The error a client gets when it overruns the held frames.
+BACKLOG_FULL = InvalidRequestError(
+    "input_audio_backlog_full",
+    "Input audio arrives faster than this server can process it; the "
+    "connection is closed. Send audio at most at real time.",
+    None,
+)
+
+#: The most audio one transcription takes, by default (seconds).
+MAX_TRANSCRIPTION_SECONDS = 120.0
+
+#: The failure reported for a commit longer than the transcription cap.
+TOO_LONG = (
+    "Audio of {seconds:.1f} seconds is longer than {limit:g} seconds, the most "
+    "this server transcribes at once."
+)
 
 
 class Transcriber(Protocol):
@@ -169,6 +204,10 @@ class _NoQueue(collections.deque):  # type: ignore[type-arg]
 _NO_QUEUE: collections.deque[bytes | Close] = _NoQueue()
 
 
+def _is_append(data: str | bytes) -> bool:
+    return client_event_type(data) == "input_audio_buffer.append"
+
+
 class Connection:
     """Drives one session over one transport.
 
@@ -187,6 +226,11 @@ class Connection:
         debug: log every event at DEBUG, with its direction.
         high_water: frames queued before :meth:`drain` waits for the writer.
         clock: seconds since the epoch, the engine's time.
+        voice: the voice pool that runs turn detection (of a session made
+            with ``vad_offload=True``) and transcription; ``None``: detection
+            runs here, inline, and transcription on a thread.
+        max_transcription_seconds: longer audio is not transcribed (the
+            item's transcription fails with a clear message); ``None``: no cap.
 
     Raises:
         TypeError: neither ``send_text`` and ``close`` nor ``write`` and
@@ -208,6 +252,8 @@ class Connection:
         debug: bool = False,
         high_water: int = 256,
         clock: Callable[[], float] = time.time,
+        voice: VoicePool | None = None,
+        max_transcription_seconds: float | None = MAX_TRANSCRIPTION_SECONDS,
     ) -> None:
         if write is not None and write_close is not None:
             send_text = close = None
@@ -244,9 +290,24 @@ class Connection:
         self._holding = False
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._transcriptions: set[asyncio.Task[None]] = set()
+        self._voice = voice
+        self._max_transcription_seconds = max_transcription_seconds
+        self._vad: VadLane | None = None
+        self._inline_detector: SpeechDetector | None = None
+        self._asr_lanes: dict[int, Lane] = {}
+        # Client frames that wait for turn detection to catch up: a commit,
+        # a clear or an update must see the events of the audio before it.
+        self._held: collections.deque[str | bytes] = collections.deque()
+        self._held_drained = _Flag(True)
+        self._held_bytes = 0
+        self._ids = RandomIds()
         #: Decodes a turn at its first silence, before VAD commits it.
         self._early = (
-            EarlyTranscription(transcriber) if transcriber is not None else None
+            EarlyTranscription(
+                transcriber, self._decode_early if voice is not None else None
+            )
+            if transcriber is not None
+            else None
         )
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
@@ -298,6 +359,13 @@ class Connection:
         self._closing = True
         self._closed.set()
         self._drained.set()
+        self._drop_held()
+
+    def _drop_held(self) -> None:
+        """Forget the frames held behind the VAD (the connection is ending)."""
+        self._held.clear()
+        self._held_bytes = 0
+        self._held_drained.set()
 
     async def aclose(self) -> None:
         """Stop everything: responders, transcriptions, the timer, the writer.
@@ -306,6 +374,8 @@ class Connection:
         """
         self._closing = True
         self._cancel_timer()
+        if self._vad is not None:
+            self._vad.close()
         if self._early is not None:
             self._early.discard()
         tasks = [*self._tasks.values(), *self._transcriptions]
@@ -317,15 +387,47 @@ class Connection:
         self._transcriptions.clear()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        self._drop_held()
         self._drained.set()
         self._closed.set()
 
     # --- Input -----------------------------------------------------------------------
 
     def receive_text(self, data: str | bytes) -> None:
-        """Feed one text frame to the engine and queue what it produced."""
+        """Feed one text frame to the engine and queue what it produced.
+
+        While offloaded turn detection is behind, every frame but an append
+        waits (in order) until the events of the audio before it are in.
+        """
         if self._closing:
             return
+        if self._held or (self._vad_busy() and not self._may_pass(data)):
+            if (
+                len(self._held) >= MAX_HELD
+                or self._held_bytes + len(data) > MAX_HELD_BYTES
+            ):
+                logger.warning(
+                    "%s: the client overran turn detection; closing",
+                    self.session.config.id,
+                )
+                self.fail(
+                    error_frame(BACKLOG_FULL, self._ids, self._clock()),
+                    1013,
+                    "input audio backlog full",
+                )
+                return
+            self._held.append(data)
+            self._held_bytes += len(data)
+            self._held_drained.clear()
+            return
+        self._receive_now(data)
+
+    def _may_pass(self, data: str | bytes) -> bool:
+        """Whether a frame may be fed while turn detection is behind: an
+        append (past the pool's backlog bound its audio is not scored)."""
+        return _is_append(data)
+
+    def _receive_now(self, data: str | bytes) -> None:
         if self._observing:
             self._observe("<", data)
         self.session.receive_text(data, self._clock())
@@ -380,6 +482,10 @@ class Connection:
     async def drain(self) -> None:
         """Wait while more than ``high_water`` frames wait to be sent, or
         while the synchronous transport paused writing."""
+        if not self._held_drained.is_set():
+            # Backpressure: read nothing more while frames wait for VAD (set
+            # again when the connection closes).
+            await self._held_drained.wait()
         if self._write_now is not None:
             while not self._drained.is_set() and not self._closed.is_set():
                 await self._drained.wait()
@@ -438,6 +544,8 @@ class Connection:
                             task.cancel()
                     case Transcribe():
                         self._transcribe(action)
+                    case DetectSpeech():
+                        self._detect(action)
                     case Close():
                         self._begin_close(action)
         self._arm_timer()
@@ -489,6 +597,7 @@ class Connection:
         self._closing = True
         self.close_code = close.code
         self.close_reason = close.reason
+        self._drop_held()
         self._cancel_timer()
         for task in self._tasks.values():
             task.cancel()
@@ -529,6 +638,7 @@ class Connection:
 
     def _send_failed(self, exc: Exception) -> None:
         logger.debug("send failed: %r", exc)
+        self._drop_held()
         self._closing = True
         self._drained.set()
         self._closed.set()
@@ -629,11 +739,112 @@ class Connection:
         if not self._closing:
             self._pump()
 
+    # --- Turn detection ---------------------------------------------------------------
+
+    def _detect(self, action: DetectSpeech) -> None:
+        if self._closing:
+            return
+        if self._voice is None:
+            # No pool: the engine's work, done here (as the engine would).
+            if self._inline_detector is None:
+                self._inline_detector = SpeechDetector(self.session.scorer_factory)
+            events = self._inline_detector.apply(action.op)
+            if events:
+                self.session.speech_detected(action.generation, events)
+            return
+        if self._vad is None:
+            self._vad = self._voice.vad_lane(
+                self.session.scorer_factory, self._speech_detected
+            )
+        self._vad.submit(action.generation, action.op)
+
+    def _speech_detected(
+        self, results: list[tuple[int, list[TurnEvent]]], exc: BaseException | None
+    ) -> None:
+        if self._closing:
+            return
+        if exc is not None:
+            logger.error(
+                "%s: turn detection failed: %r",
+                self.session.config.id,
+                exc,
+                exc_info=exc,
+            )
+        for generation, events in results:
+            self.session.speech_detected(generation, events)
+        self._pump()
+        self._release_held()
+
+    def _release_held(self) -> None:
+        """Feed the frames held while turn detection was behind, in order."""
+        held = self._held
+        while held and not self._closing:
+            if self._vad_busy() and not self._may_pass(held[0]):
+                return
+            data = held.popleft()
+            self._held_bytes -= len(data)
+            self._receive_now(data)
+        if not held:
+            self._held_drained.set()
+
+    def _vad_busy(self) -> bool:
+        return self._vad is not None and self._vad.busy
+
     # --- Transcription ---------------------------------------------------------------
+
+    async def _decode_early(
+        self, engine: Transcriber, pcm: bytes, rate: int, settings: Transcription
+    ) -> list[str]:
+        """An early decode (:mod:`openrealtime.server.early`) in this
+        session's transcription lane of the voice pool. Not ended with its
+        worker when cancelled: it is short, and often overtaken."""
+        lane = self._asr_lane_for(engine)
+        assert lane is not None and self._voice is not None
+        if lane.group.processes:
+            found: list[str] = await self._voice.transcribe(
+                lane,
+                engine,
+                pcm,
+                rate,
+                language=settings.language,
+                prompt=settings.prompt,
+                kill=False,
+            )
+            return found
+
+        def make() -> Iterator[str]:
+            return iter(
+                engine.transcribe(
+                    pcm, rate, language=settings.language, prompt=settings.prompt
+                )
+            )
+
+        stream = iterate_in_thread(make, executor=LaneExecutor(lane))
+        async with contextlib.aclosing(stream) as deltas:
+            return [delta async for delta in deltas]
+
+    def _asr_lane_for(self, engine: object) -> Lane | None:
+        """This session's lane of the voice pool for ``engine`` (``None``: no
+        pool): processes for an engine that can be pickled, else threads."""
+        if self._voice is None:
+            return None
+        lane = self._asr_lanes.get(id(engine))
+        if lane is None:
+            lane = self._asr_lanes[id(engine)] = self._voice.transcription_lane(engine)
+        return lane
 
     def _transcribe(self, action: Transcribe) -> None:
         if self._transcriber is None:
             self.session.transcription_failed(action.item_id, NO_TRANSCRIBER)
+            return
+        seconds = len(action.pcm16) / 2 / action.rate
+        limit = self._max_transcription_seconds
+        if limit is not None and seconds > limit:
+            self.session.transcription_failed(
+                action.item_id,
+                TOO_LONG.format(seconds=seconds, limit=limit),
+                code="audio_too_long",
+            )
             return
         task = self._loop.create_task(self._run_transcriber(self._transcriber, action))
         self._transcriptions.add(task)
@@ -664,10 +875,15 @@ class Connection:
                     self._pump()
                 return
 
-        def make() -> Iterator[str]:
+        def make_engine() -> Transcriber:
             # A router picks the engine for the session's model (issue 16).
             select = getattr(transcriber, "for_model", None)
-            engine = transcriber if select is None else select(settings.model)
+            engine: Transcriber = (
+                transcriber if select is None else select(settings.model)
+            )
+            return engine
+
+        def make(engine: Transcriber) -> Iterator[str]:
             return iter(
                 engine.transcribe(
                     action.pcm16,
@@ -679,17 +895,41 @@ class Connection:
 
         deltas: list[str] = []
         try:
-            # Each delta goes out as the engine yields it (streaming, as the
-            # hosted gpt-4o-transcribe models do).
-            async with contextlib.aclosing(iterate_in_thread(make)) as stream:
-                async for delta in stream:
-                    if self._closing:
-                        return
+            engine = make_engine()
+            lane = self._asr_lane_for(engine)
+            if lane is not None and lane.group.processes:
+                # A worker process (an engine that holds the GIL, such as
+                # PocketSphinx, whose deltas come after the decode anyway).
+                found = await self._voice.transcribe(  # type: ignore[union-attr]
+                    lane,
+                    engine,
+                    action.pcm16,
+                    action.rate,
+                    language=settings.language,
+                    prompt=settings.prompt,
+                )
+                if self._closing:
+                    return
+                for delta in found:
                     deltas.append(delta)
                     self.session.transcription_delta(
                         action.item_id, delta, action.content_index
                     )
-                    self._pump()
+            else:
+                # Each delta goes out as the engine yields it (streaming, as
+                # the hosted gpt-4o-transcribe models do), on the pool's
+                # threads when there is a pool (bounded, fair per session).
+                executor = LaneExecutor(lane) if lane is not None else None
+                stream_ = iterate_in_thread(lambda: make(engine), executor=executor)
+                async with contextlib.aclosing(stream_) as stream:
+                    async for delta in stream:
+                        if self._closing:
+                            return
+                        deltas.append(delta)
+                        self.session.transcription_delta(
+                            action.item_id, delta, action.content_index
+                        )
+                        self._pump()
         except UnsupportedLanguage as exc:
             # A setting the engine cannot honour: say so, as a failed transcript.
             if not self._closing:

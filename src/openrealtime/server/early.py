@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -75,10 +75,19 @@ class EarlyTranscription:
 
     Args:
         transcriber: The server's recognizer (a router's ``for_model`` is used).
+        decode: runs one decode, ``decode(engine, pcm, rate, settings)``
+            (the server's voice pool); ``None``: on the loop's default
+            executor threads.
     """
 
-    def __init__(self, transcriber: Any) -> None:
+    def __init__(
+        self,
+        transcriber: Any,
+        decode: Callable[[Any, bytes, int, Transcription], Awaitable[list[str]]]
+        | None = None,
+    ) -> None:
         self._transcriber = transcriber
+        self._decode = decode
         self._item: str | None = None
         self._peak = 0.0
         self._early: _Early | None = None
@@ -120,10 +129,10 @@ class EarlyTranscription:
     ) -> None:
         self.discard()
         transcriber = self._transcriber
+        select = getattr(transcriber, "for_model", None)
+        engine = transcriber if select is None else select(settings.model)
 
         def make() -> Iterator[str]:
-            select = getattr(transcriber, "for_model", None)
-            engine = transcriber if select is None else select(settings.model)
             return iter(
                 engine.transcribe(
                     pcm, rate, language=settings.language, prompt=settings.prompt
@@ -131,6 +140,8 @@ class EarlyTranscription:
             )
 
         async def run() -> list[str]:
+            if self._decode is not None:
+                return await self._decode(engine, pcm, rate, settings)
             async with contextlib.aclosing(iterate_in_thread(make)) as stream:
                 return [delta async for delta in stream]
 

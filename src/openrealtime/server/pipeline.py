@@ -28,6 +28,7 @@ nothing unless asked.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import logging
 import os
@@ -233,9 +234,9 @@ class Pipeline:
             return None
         from openrealtime.voice import vad
 
-        if name == "silero":
-            return lambda rate: vad.SileroScorer()
-        return lambda rate: vad.WebRtcScorer()
+        # A partial of a module function, not a lambda: the voice pool's
+        # worker processes get it pickled.
+        return functools.partial(vad.make_scorer, name)
 
     def transcriber(self) -> Any:
         """The recognizer shared by all sessions, or ``None``.
@@ -307,8 +308,13 @@ class Pipeline:
         if synthesizer is None:
             return inner
         from openrealtime.responders.voice import SpeakingResponder
+        from openrealtime.voice.compute import default_pool
 
-        return lambda: SpeakingResponder(inner(), synthesizer)
+        # Each connection streams its speech through a lane of its own in
+        # the voice pool's threads: bounded, and fair between sessions.
+        return lambda: SpeakingResponder(
+            inner(), synthesizer, executor=default_pool().executor()
+        )
 
     def _inner_factory(self) -> Callable[[], Responder]:
         if self.responder == "scripted":

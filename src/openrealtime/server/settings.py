@@ -21,7 +21,7 @@ from openrealtime.codec import Decoder
 from openrealtime.config import Defaults, default_config
 from openrealtime.exceptions import ProtocolError
 from openrealtime.models.session import RealtimeSessionUpdate
-from openrealtime.server import pipeline
+from openrealtime.server import pipeline, voice_limits
 from openrealtime.server.pipeline import Pipeline
 from openrealtime.session import Limits
 from openrealtime.turns import FrameScorer
@@ -197,6 +197,16 @@ class Settings:
             and machine) instead of this process's memory.
         scorer_factory: makes the turn detection scorer of each session for
             an input rate (``None``: the engine's energy detector).
+        voice_workers: workers of each group of the process's voice pool
+            (turn detection, transcription, synthesis streaming; see
+            :mod:`openrealtime.voice.compute`); ``None``: the number of CPUs
+            (or ``OPENREALTIME_VOICE_WORKERS``). Only the first server of a
+            process sizes it.
+        voice_offload: run turn detection and transcription in the voice
+            pool, never on the event loop (``False``: on the loop, inline,
+            as the engine alone does; for tests and measurements).
+        max_transcription_seconds: longer committed audio is not transcribed:
+            its transcription fails (``audio_too_long``) at once; ``None``: no cap.
         ssl_certfile: serve TLS (``wss://``, ``https://``) with this PEM
             certificate chain (the key too, unless ``ssl_keyfile`` is given).
         ssl_keyfile: the PEM private key of ``ssl_certfile``.
@@ -251,6 +261,9 @@ class Settings:
     pipeline: Pipeline | None = None
     redis_url: str | None = None
     scorer_factory: Callable[[int], FrameScorer] | None = None
+    voice_workers: int | None = None
+    voice_offload: bool = True
+    max_transcription_seconds: float | None = 120.0
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_keyfile_password: str | None = field(default=None, repr=False)
@@ -515,5 +528,15 @@ class Settings:
             values["webrtc_hosts"] = _list(webrtc_hosts)
         if peers := env.get("OPENREALTIME_WEBRTC_PEER_NETWORKS"):
             values["webrtc_peer_networks"] = _list(peers)
+        base = values.get("limits")
+        try:
+            voice = voice_limits.from_env(
+                env, base if isinstance(base, Limits) else Limits()
+            )
+        except voice_limits.VoiceLimitError as exc:
+            raise ConfigurationError(str(exc)) from None
+        if "limits" in overrides:  # the caller's (the CLI's flags) win
+            voice.pop("limits", None)
+        values.update(voice)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

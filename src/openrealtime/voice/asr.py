@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from openrealtime import audio
+from openrealtime.voice.compute import checkpoint
 
 
 __all__ = [
@@ -98,8 +99,16 @@ class PocketSphinxTranscriber:
     model's initial cepstral mean, so a transcript does not depend on what
     was transcribed before.
 
-    Building one loads the model (about 0.4 s); reuse the instance. Calls
-    are serialised by a lock, so one instance may be shared by threads.
+    The utterance is decoded in one call (PocketSphinx's full-utterance
+    mode, which recognizes better than feeding it pieces); before it, the
+    decode calls :func:`~openrealtime.voice.compute.checkpoint`, so a job of
+    the voice pool whose session ended does not start. One that is already
+    decoding is stopped by the pool, which ends its worker process.
+
+    Building one loads the model (about 0.4 s); reuse the instance. It may
+    be shared by threads: each concurrent call takes a decoder of its own
+    (made on demand, then kept), so calls never wait for each other. Sent to
+    a worker process (pickled), it becomes that process's own instance.
 
     Raises:
         ImportError: If ``pocketsphinx`` is not installed.
@@ -113,9 +122,19 @@ class PocketSphinxTranscriber:
     def __init__(self) -> None:
         from pocketsphinx import Decoder  # type: ignore[import-untyped]
 
-        self._decoder = Decoder(samprate=self.rate, loglevel="FATAL")
-        self._cmn0 = self._decoder.get_cmn(False)
+        self._decoder_class = Decoder
+        decoder = self._new_decoder()
+        self._cmn0 = decoder.get_cmn(False)
         self._lock = threading.Lock()
+        self._decoders: list[Any] = [decoder]
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        # A decoder cannot be pickled; a worker process makes its own
+        # instance once and reuses it for every job.
+        return (_process_instance, ())
+
+    def _new_decoder(self) -> Any:
+        return self._decoder_class(samprate=self.rate, loglevel="FATAL")
 
     def check_language(self, language: str | None) -> None:
         """Raise unless ``language`` is None or one this model handles.
@@ -172,11 +191,20 @@ class PocketSphinxTranscriber:
         x = x + rng.uniform(-1, 1, x.size) + rng.uniform(-1, 1, x.size)
         pcm = np.clip(np.rint(x), -32768, 32767).astype("<i2").tobytes()
         with self._lock:
-            self._decoder.set_cmn(self._cmn0)
-            self._decoder.start_utt()
-            self._decoder.process_raw(pcm, full_utt=True)
-            self._decoder.end_utt()
-            hyp = self._decoder.hyp()
+            decoder = self._decoders.pop() if self._decoders else None
+        if decoder is None:
+            decoder = self._new_decoder()
+        # One call on the whole utterance: PocketSphinx's full-utterance
+        # mode recognizes better than feeding it pieces. A decode that fails
+        # drops its decoder rather than putting it back.
+        checkpoint()
+        decoder.set_cmn(self._cmn0)
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        hyp = decoder.hyp()
+        with self._lock:
+            self._decoders.append(decoder)
         # No hypothesis at all comes as None; filler tokens (<sil>, [noise])
         # are not words of the transcript.
         hypstr = "" if hyp is None else str(hyp.hypstr)
@@ -202,3 +230,16 @@ def _trim(x: npt.NDArray[np.int16], rate: int) -> npt.NDArray[np.int16]:
     start = max(int(loud[0]) * hop - margin, 0)
     end = min((int(loud[-1]) + 1) * hop + margin, x.size)
     return x[start:end]
+
+
+_instance: PocketSphinxTranscriber | None = None
+_instance_lock = threading.Lock()
+
+
+def _process_instance() -> PocketSphinxTranscriber:
+    """This process's PocketSphinx (what a pickled transcriber becomes)."""
+    global _instance
+    with _instance_lock:
+        if _instance is None:
+            _instance = PocketSphinxTranscriber()
+        return _instance

@@ -36,6 +36,7 @@ __all__ = [
     "WEBRTC_MODES",
     "WebRtcScorer",
     "best_available_scorer",
+    "make_scorer",
 ]
 
 
@@ -361,3 +362,22 @@ def best_available_scorer() -> FrameScorer:
     except (ImportError, OSError):
         pass
     return EnergyScorer()
+
+
+def make_scorer(name: str, rate: int) -> FrameScorer:
+    """A new scorer by name (``silero``, ``webrtc``, ``energy``) for ``rate``.
+
+    ``functools.partial(make_scorer, name)`` is a scorer factory that can be
+    pickled, so a worker process of the voice pool can build the scorer.
+    Silero and WebRTC use their own rate (audio is resampled to it).
+
+    Raises:
+        ValueError: An unknown name.
+    """
+    if name == "silero":
+        return SileroScorer()
+    if name == "webrtc":
+        return WebRtcScorer()
+    if name == "energy":
+        return EnergyScorer(rate)
+    raise ValueError(f"unknown scorer {name!r}")

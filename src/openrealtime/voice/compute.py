@@ -1,0 +1,878 @@
+"""Voice compute off the event loop: a bounded pool, fair between sessions.
+
+Theory of operation
+-------------------
+Turn detection (Silero, WebRTC, energy), transcription (PocketSphinx, or
+any :class:`~openrealtime.voice.asr.Transcriber`) and speech synthesis are
+CPU work that must never run on a server's event loop: one session's 11 MiB
+append or 10 MiB commit would freeze every other session. A
+:class:`VoicePool` runs them on workers, in three groups:
+
+* ``vad``: worker **processes** (Silero and PocketSphinx hold the GIL for
+  the whole of each call, so threads would still stall the loop: see
+  ``bench/README.md``, "Voice compute"). A session's detector keeps state
+  from frame to frame (Silero's recurrent state, partial frames, the
+  resampler), so each session is pinned to one worker, the least loaded
+  when it first needs one, and its ops run there in order;
+* ``asr``: worker processes for transcription, any worker for any job;
+* ``io``: threads, for work that waits rather than computes (streaming
+  espeak-ng's output, which runs in a subprocess of its own) and for
+  engines that cannot be sent to a process (not picklable).
+
+Every group is bounded (``workers`` processes each for ``vad`` and
+``asr``, by default the number of CPUs; twice as many ``io`` threads) and
+fair: work is queued per *lane* (one session's work of one kind), a lane has
+at most one job in flight, and free workers take lanes round-robin, so a
+session that queues a lot waits for its own work, not others for it. A big
+VAD feed is cut into jobs of at most :data:`VAD_JOB_SECONDS` of audio, so it
+takes its turns with the others instead of holding a worker; one worker call
+carries the VAD jobs of up to :data:`VAD_BATCH` sessions. A session more
+than :data:`VAD_BACKLOG_SECONDS` behind has its further audio skipped (the
+timeline advances, nothing is scored) rather than queued.
+
+Worker processes run at a lower priority (``nice`` +:data:`WORKER_NICE`):
+when the CPUs are saturated, the event loop still gets the CPU it needs to
+answer every session at once.
+
+A job whose session ended is cancelled: if it has not started it is
+dropped; if it runs, the engine stops at its next :func:`checkpoint` (the
+transcription job calls it between deltas, PocketSphinx before decoding),
+and a transcription still running :data:`CANCEL_GRACE_SECONDS` later (one
+long native call) is ended with its worker process, which the pool replaces.
+
+Worker processes are made by a ``forkserver``: a program that embeds the
+server must guard its entry point with ``if __name__ == "__main__":``, as
+``multiprocessing`` requires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import functools
+import itertools
+import logging
+import multiprocessing
+import os
+import pickle
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Final, Literal
+
+from openrealtime.turns import DetectorOp, FrameScorer, SpeechDetector, TurnEvent
+
+
+__all__ = [
+    "CANCEL_GRACE_SECONDS",
+    "JobCancelled",
+    "Lane",
+    "LaneExecutor",
+    "VAD_BACKLOG_SECONDS",
+    "VAD_JOB_SECONDS",
+    "VadLane",
+    "VoicePool",
+    "WORKER_NICE",
+    "checkpoint",
+    "default_pool",
+]
+
+logger = logging.getLogger("openrealtime.voice")
+
+#: Most audio, in seconds at the input rate, that one VAD job scores.
+VAD_JOB_SECONDS: Final = 0.5
+#: VAD jobs of different sessions sent to a worker in one call, at most.
+VAD_BATCH: Final = 32
+#: Audio of one session waiting for turn detection past which more audio is
+#: skipped (not scored) instead of queued: memory stays bounded when the
+#: workers cannot keep up.
+VAD_BACKLOG_SECONDS: Final = 10.0
+#: Niceness added to worker processes (the event loop keeps priority).
+WORKER_NICE: Final = 5
+#: Seconds a cancelled transcription may run on before its worker process
+#: is ended (and replaced), freeing the CPU.
+CANCEL_GRACE_SECONDS: Final = 0.25
+
+GroupName = Literal["vad", "asr", "io"]
+
+
+class JobCancelled(Exception):
+    """The job was cancelled (its session ended) and stopped at a checkpoint."""
+
+
+# --- Inside a worker (process or thread) ---------------------------------------
+
+_local = threading.local()
+_cancelled_job: Any = None  # a shared RawValue('q') in a worker process
+_detectors: dict[int, SpeechDetector] = {}
+
+
+def checkpoint() -> None:
+    """Raise :class:`JobCancelled` if the job running here was cancelled.
+
+    Engines call it between pieces of work (PocketSphinx: every second of
+    audio); outside a pool job it does nothing.
+    """
+    check: Callable[[], bool] | None = getattr(_local, "check", None)
+    if check is not None and check():
+        raise JobCancelled
+
+
+def _init_process(cancelled: Any) -> None:
+    global _cancelled_job
+    _cancelled_job = cancelled
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICE)
+
+
+def _run_in_process(job_id: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    cancelled = _cancelled_job
+    _local.check = lambda: cancelled is not None and cancelled.value == job_id
+    try:
+        return fn(*args)
+    finally:
+        _local.check = None
+
+
+def _run_in_thread(
+    event: threading.Event, fn: Callable[..., Any], args: tuple[Any, ...]
+) -> Any:
+    _local.check = event.is_set
+    try:
+        return fn(*args)
+    finally:
+        _local.check = None
+
+
+def _detect(
+    key: int,
+    factory: Callable[[int], FrameScorer],
+    ops: Sequence[tuple[int, DetectorOp]],
+) -> list[tuple[int, list[TurnEvent]]]:
+    """Apply ops to the detector of lane ``key``; events by generation."""
+    detector = _detectors.get(key)
+    if detector is None:
+        detector = _detectors[key] = SpeechDetector(factory)
+    out: list[tuple[int, list[TurnEvent]]] = []
+    for generation, op in ops:
+        events = detector.apply(op)
+        if events:
+            out.append((generation, events))
+    return out
+
+
+def _run_many(
+    calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]],
+) -> list[tuple[bool, Any]]:
+    """Run several jobs in one worker call; each result or exception."""
+    out: list[tuple[bool, Any]] = []
+    for fn, args in calls:
+        try:
+            out.append((True, fn(*args)))
+        except Exception as exc:
+            out.append((False, exc))
+    return out
+
+
+def _forget(key: int) -> None:
+    _detectors.pop(key, None)
+
+
+def _transcribe(
+    transcriber: Any, pcm16: bytes, rate: int, language: str | None, prompt: str | None
+) -> list[str]:
+    deltas: list[str] = []
+    for delta in transcriber.transcribe(pcm16, rate, language=language, prompt=prompt):
+        deltas.append(delta)
+        checkpoint()
+    return deltas
+
+
+# --- The scheduler (on the server's side) -------------------------------------
+
+_job_ids = itertools.count(1)
+_lane_ids = itertools.count(1)
+
+
+class _Job:
+    __slots__ = ("args", "cancel_event", "fn", "id", "kill", "on_done", "started")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        on_done: Callable[[concurrent.futures.Future[Any]], None],
+    ) -> None:
+        self.id = next(_job_ids)
+        self.fn = fn
+        self.args = args
+        self.on_done = on_done
+        self.started = False
+        self.cancel_event = threading.Event()
+        #: End the worker process if the job, cancelled, runs on.
+        self.kill = True
+
+
+class Lane:
+    """One session's queue of one kind of work: one job in flight at a time."""
+
+    def __init__(self, group: _Group, worker: int | None) -> None:
+        self.id = next(_lane_ids)
+        self.group = group
+        self.worker = worker
+        self.jobs: collections.deque[_Job] = collections.deque()
+        self.running: _Job | None = None
+        self.closed = False
+
+    def has_work(self) -> bool:
+        return bool(self.jobs)
+
+    def next_job(self) -> _Job | None:
+        return self.jobs.popleft() if self.jobs else None
+
+    def submit(self, job: _Job) -> None:
+        with self.group.lock:
+            self.jobs.append(job)
+            self.group.wake(self)
+
+    def cancel(self, job: _Job) -> None:
+        """Drop the job if queued; stop it at its next checkpoint if running."""
+        with self.group.lock:
+            if job in self.jobs:
+                self.jobs.remove(job)
+                return
+            if self.running is job:
+                self.group.cancel_running(job)
+
+
+class _Group:
+    """N workers (processes or threads), each running one job at a time."""
+
+    def __init__(
+        self,
+        name: GroupName,
+        size: int,
+        *,
+        processes: bool,
+        kill_after: float | None = None,
+        batch: int = 1,
+    ) -> None:
+        self.name = name
+        #: Jobs of different lanes one worker call may carry.
+        self.batch = batch
+        self.size = size
+        self.processes = processes
+        #: Seconds a cancelled job may run on before its process is ended
+        #: (``None``: never; the ``vad`` group's workers hold sessions' state).
+        self.kill_after = kill_after if processes else None
+        self.lock = threading.Lock()
+        self._executors: list[concurrent.futures.Executor | None] = [None] * size
+        self._running: list[list[_Job]] = [[] for _ in range(size)]
+        self._pinned = [0] * size
+        self._cancelled: list[Any] = [None] * size
+        self._killed = [False] * size
+        self._ready: collections.deque[Lane] = collections.deque()
+        self._shutdown = False
+        # Dispatching and finishing happen on one scheduler thread: never on
+        # the event loop (starting a process takes a while) and never in an
+        # executor's own callback thread (calling the executor from there
+        # can deadlock it).
+        self._events: queue.SimpleQueue[
+            tuple[int, list[tuple[Lane, _Job]], concurrent.futures.Future[Any]] | None
+        ] = queue.SimpleQueue()
+        self._scheduler: threading.Thread | None = None
+
+    # Called with the lock held.
+
+    def wake(self, lane: Lane) -> None:
+        if lane.running is None and lane not in self._ready and lane.has_work():
+            self._ready.append(lane)
+            if self._scheduler is None:
+                self._scheduler = threading.Thread(
+                    target=self._schedule,
+                    name=f"openrealtime-{self.name}-scheduler",
+                    daemon=True,
+                )
+                self._scheduler.start()
+            self._events.put(None)
+
+    def cancel_running(self, job: _Job) -> None:
+        job.cancel_event.set()
+        for i, running in enumerate(self._running):
+            if running == [job] and self._cancelled[i] is not None:
+                self._cancelled[i].value = job.id
+                if self.kill_after is not None and job.kill:
+                    timer = threading.Timer(self.kill_after, self._kill, (i, job))
+                    timer.daemon = True
+                    timer.start()
+
+    def _kill(self, i: int, job: _Job) -> None:
+        """End worker ``i`` if it still runs the cancelled ``job``.
+
+        For engines that do not reach a :func:`checkpoint` soon (one long
+        native call): the worker dies, the pool starts a fresh one.
+        """
+        with self.lock:
+            if self._running[i] != [job]:
+                return
+            executor = self._executors[i]
+            processes = getattr(executor, "_processes", None) or {}
+            self._killed[i] = True
+            for process in list(processes.values()):
+                process.kill()
+
+    def pin(self) -> int:
+        worker = min(range(self.size), key=self._pinned.__getitem__)
+        self._pinned[worker] += 1
+        return worker
+
+    def unpin(self, worker: int) -> None:
+        self._pinned[worker] -= 1
+
+    def _new_executor(self, i: int) -> tuple[concurrent.futures.Executor, Any]:
+        if self.processes:
+            context = multiprocessing.get_context("forkserver")
+            # Workers fork from a server process that imported these once.
+            context.set_forkserver_preload(["openrealtime.voice.compute", "numpy"])
+            cancelled = context.RawValue("q", 0)
+            executor: concurrent.futures.Executor = (
+                concurrent.futures.ProcessPoolExecutor(
+                    1,
+                    mp_context=context,
+                    initializer=_init_process,
+                    initargs=(cancelled,),
+                )
+            )
+            return executor, cancelled
+        executor = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix=f"openrealtime-{self.name}-{i}"
+        )
+        return executor, None
+
+    def _executor(self, i: int) -> concurrent.futures.Executor:
+        executor = self._executors[i]
+        if executor is None:
+            executor, self._cancelled[i] = self._new_executor(i)
+            self._executors[i] = executor
+        return executor
+
+    def warm(self) -> None:
+        """Start every worker now, without holding the lock while they start
+        (so the first jobs do not wait for processes to be made)."""
+        for i in range(self.size):
+            with self.lock:
+                if self._executors[i] is not None or self._shutdown:
+                    continue
+            executor, cancelled = self._new_executor(i)
+            try:
+                executor.submit(os.getpid).result()
+            except Exception:  # pragma: no cover - a worker that cannot start
+                logger.exception("voice worker %s-%d did not start", self.name, i)
+                executor.shutdown(wait=False)
+                continue
+            with self.lock:
+                if self._executors[i] is None and not self._shutdown:
+                    self._executors[i] = executor
+                    self._cancelled[i] = cancelled
+                    continue
+            executor.shutdown(wait=False)
+
+    def _dispatch(self) -> None:
+        if self._shutdown:
+            return
+        for i in range(self.size):
+            if self._running[i]:
+                continue
+            pairs: list[tuple[Lane, _Job]] = []
+            for lane in list(self._ready):
+                if lane.worker is not None and lane.worker != i:
+                    continue
+                self._ready.remove(lane)
+                job = lane.next_job()
+                if job is None:  # pragma: no cover - only lanes with work are ready
+                    continue
+                lane.running = job
+                job.started = True
+                pairs.append((lane, job))
+                if len(pairs) >= self.batch:
+                    break
+            if not pairs:
+                continue
+            jobs = [job for _, job in pairs]
+            self._running[i] = jobs
+            executor = self._executor(i)
+            if len(jobs) == 1:
+                fn, args, job_id = jobs[0].fn, jobs[0].args, jobs[0].id
+            else:
+                # Several sessions' jobs in one call: one round trip to the
+                # worker instead of one each (the cost that dominates small
+                # VAD jobs).
+                fn, args, job_id = _run_many, ([(j.fn, j.args) for j in jobs],), 0
+            try:
+                if self.processes:
+                    future = executor.submit(_run_in_process, job_id, fn, args)
+                else:
+                    future = executor.submit(
+                        _run_in_thread, jobs[0].cancel_event, fn, args
+                    )
+            except Exception as exc:  # a broken process pool
+                future = concurrent.futures.Future()
+                future.set_exception(exc)
+                self._done(i, pairs, future)
+                self._settle(pairs, future)
+                continue
+            future.add_done_callback(functools.partial(self._finished, i, pairs))
+
+    def _done(
+        self,
+        i: int,
+        pairs: list[tuple[Lane, _Job]],
+        future: concurrent.futures.Future[Any],
+    ) -> None:
+        self._running[i] = []
+        exc = None if future.cancelled() else future.exception()
+        if isinstance(exc, BrokenProcessPool):
+            # The worker died (killed, out of memory): start a fresh one. The
+            # detectors pinned there are lost; their sessions' next ops fail.
+            if self._killed[i]:
+                logger.info(
+                    "voice worker %s-%d ended: its job was cancelled", self.name, i
+                )
+            else:
+                logger.error("voice worker %s-%d died; restarting it", self.name, i)
+            self._killed[i] = False
+            executor = self._executors[i]
+            self._executors[i] = None
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+        for lane, _ in pairs:
+            lane.running = None
+            if lane.has_work() and not lane.closed and lane not in self._ready:
+                self._ready.append(lane)
+
+    @staticmethod
+    def _settle(
+        pairs: list[tuple[Lane, _Job]], future: concurrent.futures.Future[Any]
+    ) -> None:
+        """Give each job its own outcome (a batch's results are per job)."""
+        if len(pairs) == 1:
+            pairs[0][1].on_done(future)
+            return
+        exc = None if future.cancelled() else future.exception()
+        results = (
+            [(False, exc or JobCancelled())] * len(pairs)
+            if exc is not None or future.cancelled()
+            else future.result()
+        )
+        for (_, job), (ok, value) in zip(pairs, results, strict=True):
+            one: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            if ok:
+                one.set_result(value)
+            else:
+                one.set_exception(value)
+            job.on_done(one)
+
+    # Called from an executor's thread.
+
+    def _finished(
+        self,
+        i: int,
+        pairs: list[tuple[Lane, _Job]],
+        future: concurrent.futures.Future[Any],
+    ) -> None:
+        self._events.put((i, pairs, future))
+
+    # The scheduler thread.
+
+    def _schedule(self) -> None:
+        while True:
+            event = self._events.get()
+            try:
+                with self.lock:
+                    if event is not None:
+                        self._done(*event)
+                    self._dispatch()
+                if event is not None:
+                    self._settle(event[1], event[2])
+            except Exception:  # pragma: no cover - a bug: keep scheduling
+                logger.exception("voice pool %s: scheduling failed", self.name)
+
+    def shutdown(self) -> None:
+        with self.lock:
+            self._shutdown = True
+            executors = [e for e in self._executors if e is not None]
+            self._executors = [None] * self.size
+        for executor in executors:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _deliver(
+    loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any
+) -> None:
+    """Run ``callback(*args)`` on ``loop``, unless that loop has closed."""
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+        loop.call_soon_threadsafe(callback, *args)
+
+
+def _picklable(obj: object) -> bool:
+    try:
+        pickle.dumps(obj)
+    except Exception:
+        return False
+    return True
+
+
+class VadLane:
+    """Turn detection of one session on a pinned worker.
+
+    :meth:`submit` takes the engine's ops in order; a ``feed`` longer than
+    :data:`VAD_JOB_SECONDS` is cut into pieces, and one job takes pending
+    ops up to that much audio. Results come back on the event loop, one call
+    of ``on_results(events, error)`` per job: the events by generation, or
+    the exception the job raised. :attr:`busy` says whether any op submitted
+    has not been reported yet.
+    """
+
+    def __init__(
+        self,
+        group: _Group,
+        factory: Callable[[int], FrameScorer],
+        on_results: Callable[
+            [list[tuple[int, list[TurnEvent]]], BaseException | None], None
+        ],
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        with group.lock:
+            worker = group.pin()
+        self._lane = Lane(group, worker)
+        self._lane.has_work = self._has_work  # type: ignore[method-assign]
+        self._lane.next_job = self._next_job  # type: ignore[method-assign]
+        self._factory = factory
+        self._on_results = on_results
+        self._ops: collections.deque[tuple[int, DetectorOp]] = collections.deque()
+        self._rate = 24000
+        self._forget = False
+        # On the loop: ops submitted, and ops whose job's results arrived;
+        # bytes of audio submitted and not yet scored.
+        self._submitted = 0
+        self._settled = 0
+        self._backlog = 0
+        self._backlog_rate = 24000
+        self._skipping = False
+
+    @property
+    def backlog_seconds(self) -> float:
+        """Seconds of submitted audio not scored yet (at the last rate seen)."""
+        return self._backlog / 2 / self._backlog_rate
+
+    @property
+    def busy(self) -> bool:
+        """Whether some submitted op has not been reported back yet."""
+        return self._settled < self._submitted
+
+    def submit(self, generation: int, op: DetectorOp) -> None:
+        """Queue one op of the engine's :class:`~openrealtime.session.DetectSpeech`."""
+        group = self._lane.group
+        with group.lock:
+            if self._lane.closed:
+                return
+            self._submitted += 1
+            if op.settings is not None:
+                self._backlog_rate = op.settings.rate
+            if op.kind == "feed" and self.backlog_seconds >= VAD_BACKLOG_SECONDS:
+                # Behind by more than the bound: this audio is not scored
+                # (the timeline still advances), so memory stays bounded.
+                if not self._skipping:  # once per session: it may recur
+                    self._skipping = True
+                    logger.warning(
+                        "turn detection is %.0f s behind; skipping audio "
+                        "(the voice workers cannot keep up)",
+                        self.backlog_seconds,
+                    )
+                op = DetectorOp("skip", skip_bytes=len(op.pcm16))
+            else:
+                self._backlog += len(op.pcm16)
+            self._ops.append((generation, op))
+            group.wake(self._lane)
+
+    @property
+    def pending_ops(self) -> int:
+        """Ops waiting for a worker."""
+        return len(self._ops)
+
+    def close(self) -> None:
+        """Drop what is queued and free the detector on its worker."""
+        group = self._lane.group
+        with group.lock:
+            if self._lane.closed:
+                return
+            self._ops.clear()
+            self._lane.closed = True
+            self._forget = True
+            assert self._lane.worker is not None
+            group.unpin(self._lane.worker)
+            group.wake(self._lane)
+
+    # With the group's lock held.
+
+    def _has_work(self) -> bool:
+        return bool(self._ops) or self._forget
+
+    def _next_job(self) -> _Job | None:
+        if not self._ops:
+            if not self._forget:  # pragma: no cover - only lanes with work are ready
+                return None
+            self._forget = False
+            return _Job(_forget, (self._lane.id,), lambda future: None)
+        budget = max(2, int(self._rate * VAD_JOB_SECONDS) * 2)
+        taken: list[tuple[int, DetectorOp]] = []
+        whole = 0  # ops taken entirely (a feed cut in two counts at its end)
+        nbytes = 0
+        while self._ops and budget > 0:
+            generation, op = self._ops[0]
+            if op.kind != "feed":
+                taken.append(self._ops.popleft())
+                whole += 1
+                if op.settings is not None:
+                    self._rate = op.settings.rate
+                    budget = max(2, int(self._rate * VAD_JOB_SECONDS) * 2)
+                continue
+            if len(op.pcm16) <= budget:
+                self._ops.popleft()
+                rest: object = op.pcm16
+                if isinstance(rest, memoryview):  # the end of a cut feed
+                    op = DetectorOp("feed", pcm16=bytes(rest))
+                taken.append((generation, op))
+                whole += 1
+                budget -= len(op.pcm16)
+                nbytes += len(op.pcm16)
+                continue
+            # Cut at an even offset; the rest stays queued as a view (no copy
+            # of what is left of a big feed for every piece).
+            cut = budget - budget % 2
+            view = memoryview(op.pcm16)
+            taken.append((generation, DetectorOp("feed", pcm16=bytes(view[:cut]))))
+            self._ops[0] = (generation, DetectorOp("feed", pcm16=view[cut:]))  # type: ignore[arg-type]
+            nbytes += cut
+            budget = 0
+        return _Job(
+            _detect,
+            (self._lane.id, self._factory, taken),
+            functools.partial(self._done, whole, nbytes),
+        )
+
+    # On an executor's thread.
+
+    def _done(
+        self, whole: int, nbytes: int, future: concurrent.futures.Future[Any]
+    ) -> None:
+        if future.cancelled():
+            results: list[tuple[int, list[TurnEvent]]] = []
+            exc: BaseException | None = None
+        else:
+            exc = future.exception()
+            results = [] if exc is not None else future.result()
+        _deliver(self._loop, self._settle, whole, nbytes, results, exc)
+
+    # On the loop.
+
+    def _settle(
+        self,
+        whole: int,
+        nbytes: int,
+        results: list[tuple[int, list[TurnEvent]]],
+        exc: BaseException | None,
+    ) -> None:
+        self._settled += whole
+        self._backlog -= nbytes
+        self._on_results(results, exc)
+
+
+class VoicePool:
+    """The workers of voice compute, shared by every session of a process.
+
+    Args:
+        workers: workers of each group (``vad``, ``asr``, ``io``); ``None``
+            is the number of CPUs.
+        processes: run ``vad`` and ``asr`` in worker processes (the
+            default); ``False`` runs them on threads (for engines that
+            release the GIL, or to measure the difference).
+    """
+
+    def __init__(self, workers: int | None = None, *, processes: bool = True) -> None:
+        size = workers if workers is not None else (os.cpu_count() or 1)
+        if size < 1:
+            raise ValueError("a voice pool needs at least one worker")
+        self.workers = size
+        self.processes = processes
+        self._groups: dict[GroupName, _Group] = {
+            "vad": _Group("vad", size, processes=processes, batch=VAD_BATCH),
+            "asr": _Group(
+                "asr", size, processes=processes, kill_after=CANCEL_GRACE_SECONDS
+            ),
+            # Threads that mostly wait (on espeak-ng's pipe): more of them.
+            "io": _Group("io", max(4, 2 * size), processes=False),
+        }
+        self._asr_warm = False
+
+    def vad_lane(
+        self,
+        factory: Callable[[int], FrameScorer],
+        on_results: Callable[
+            [list[tuple[int, list[TurnEvent]]], BaseException | None], None
+        ],
+    ) -> VadLane:
+        """A session's turn detection (call on the session's event loop).
+
+        A ``factory`` that cannot be pickled runs on threads.
+        """
+        group = self._groups["vad"]
+        if group.processes and not _picklable(factory):
+            group = self._groups["io"]
+        return VadLane(group, factory, on_results)
+
+    def lane(self, group: GroupName) -> Lane:
+        """A new lane (one session's queue) in ``group``."""
+        return Lane(self._groups[group], None)
+
+    async def run(
+        self, lane: Lane, fn: Callable[..., Any], *args: Any, kill: bool = True
+    ) -> Any:
+        """Run ``fn(*args)`` in ``lane`` when its turn comes; return its result.
+
+        Cancelling the caller drops the job, or stops it at its next
+        :func:`checkpoint` and frees the worker (with ``kill``, by ending a
+        worker process whose job runs on past the grace).
+        """
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[Any] = loop.create_future()
+
+        def settle(future: concurrent.futures.Future[Any]) -> None:
+            if result.done():
+                return
+            if future.cancelled():
+                result.cancel()
+            elif (exc := future.exception()) is not None:
+                result.set_exception(exc)
+            else:
+                result.set_result(future.result())
+
+        job = _Job(fn, args, lambda future: _deliver(loop, settle, future))
+        job.kill = kill
+        lane.submit(job)
+        try:
+            return await result
+        except asyncio.CancelledError:
+            lane.cancel(job)
+            raise
+
+    async def transcribe(
+        self,
+        lane: Lane | None,
+        transcriber: Any,
+        pcm16: bytes,
+        rate: int,
+        *,
+        language: str | None,
+        prompt: str | None,
+        kill: bool = True,
+    ) -> list[str]:
+        """Transcribe one utterance in the session's ``asr`` lane.
+
+        A transcriber that cannot be pickled runs on the ``io`` threads.
+        Pass the lane from :meth:`transcription_lane` (``None``: a new one).
+        """
+        if lane is None:
+            lane = self.transcription_lane(transcriber)
+        deltas: list[str] = await self.run(
+            lane, _transcribe, transcriber, pcm16, rate, language, prompt, kill=kill
+        )
+        return deltas
+
+    def transcription_lane(self, transcriber: Any) -> Lane:
+        """The lane a session's transcriptions go through."""
+        group: GroupName = "asr"
+        if self._groups["asr"].processes and not _picklable(transcriber):
+            group = "io"
+        elif not self._asr_warm:
+            self._asr_warm = True
+            self.warm("asr")
+        return self.lane(group)
+
+    def executor(self) -> concurrent.futures.Executor:
+        """An executor over one new ``io`` lane (a session's synthesis)."""
+        return LaneExecutor(self.lane("io"))
+
+    def warm(self, *groups: GroupName, background: bool = True) -> None:
+        """Start the worker processes of ``groups`` (default: all) now, on a
+        thread of their own unless ``background`` is false, not when the
+        first job comes."""
+        chosen = [self._groups[name] for name in groups or self._groups]
+
+        def run() -> None:
+            for group in chosen:
+                if group.processes:
+                    group.warm()
+
+        if background:
+            threading.Thread(
+                target=run, name="openrealtime-voice-warm", daemon=True
+            ).start()
+        else:
+            run()
+
+    def shutdown(self) -> None:
+        """Stop every worker (running jobs are abandoned)."""
+        for group in self._groups.values():
+            group.shutdown()
+
+
+class LaneExecutor(concurrent.futures.Executor):
+    """``loop.run_in_executor`` over a lane: one step at a time, fair."""
+
+    def __init__(self, lane: Lane) -> None:
+        self._lane = lane
+
+    def submit(
+        self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[Any]:
+        outer: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def settle(future: concurrent.futures.Future[Any]) -> None:
+            if future.cancelled():
+                outer.cancel()
+            elif (exc := future.exception()) is not None:
+                outer.set_exception(exc)
+            else:
+                outer.set_result(future.result())
+
+        call = functools.partial(fn, *args, **kwargs) if kwargs else fn
+        self._lane.submit(_Job(call, args if not kwargs else (), settle))
+        return outer
+
+
+_default: VoicePool | None = None
+_default_lock = threading.Lock()
+
+
+def default_pool(workers: int | None = None) -> VoicePool:
+    """The process's voice pool, made on first use.
+
+    ``workers`` (or ``OPENREALTIME_VOICE_WORKERS``) sizes it when it is
+    made; later calls return the same pool.
+    """
+    global _default
+    with _default_lock:
+        if _default is None:
+            if workers is None and (
+                env := os.environ.get("OPENREALTIME_VOICE_WORKERS")
+            ):
+                workers = int(env)
+            _default = VoicePool(workers)
+            # Turn detection is used by most servers; transcription workers
+            # start with the first session that transcribes.
+            _default.warm("vad")
+        return _default

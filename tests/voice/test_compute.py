@@ -1,0 +1,225 @@
+"""The voice pool: fair between lanes, cancellable, bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from openrealtime import audio
+from openrealtime.turns import DetectorOp, DetectorSettings, EnergyScorer, TurnEvent
+from openrealtime.voice.compute import JobCancelled, VoicePool, checkpoint
+
+
+def record(order: list[str], name: str, seconds: float = 0.02) -> str:
+    time.sleep(seconds)
+    order.append(name)
+    return name
+
+
+async def test_lanes_take_turns() -> None:
+    """A lane with many jobs queued does not make another lane wait for all."""
+    pool = VoicePool(1, processes=False)
+    try:
+        a, b = pool.lane("asr"), pool.lane("asr")
+        order: list[str] = []
+        jobs = [pool.run(a, record, order, f"a{i}") for i in range(4)]
+        jobs.append(pool.run(b, record, order, "b0"))
+        await asyncio.gather(*jobs)
+        assert order.index("b0") <= 2, order
+        assert [x for x in order if x.startswith("a")] == ["a0", "a1", "a2", "a3"]
+    finally:
+        pool.shutdown()
+
+
+async def test_one_job_in_flight_per_lane() -> None:
+    pool = VoicePool(2, processes=False)
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def job() -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.02)
+        with lock:
+            running -= 1
+
+    try:
+        lane = pool.lane("asr")
+        await asyncio.gather(*(pool.run(lane, job) for _ in range(4)))
+        assert peak == 1
+    finally:
+        pool.shutdown()
+
+
+async def test_cancelled_queued_job_never_runs() -> None:
+    pool = VoicePool(1, processes=False)
+    try:
+        lane = pool.lane("asr")
+        order: list[str] = []
+        first = asyncio.ensure_future(pool.run(lane, record, order, "first", 0.1))
+        second = asyncio.ensure_future(pool.run(lane, record, order, "second"))
+        await asyncio.sleep(0.02)
+        second.cancel()
+        assert await first == "first"
+        await asyncio.sleep(0.1)
+        assert order == ["first"]
+    finally:
+        pool.shutdown()
+
+
+async def test_cancelled_running_job_stops_at_a_checkpoint() -> None:
+    """Cancelling the caller frees the worker at the job's next checkpoint."""
+    pool = VoicePool(1, processes=False)
+    stopped = threading.Event()
+
+    def long_job() -> None:
+        try:
+            for _ in range(500):
+                time.sleep(0.01)
+                checkpoint()
+        except JobCancelled:
+            stopped.set()
+            raise
+
+    try:
+        lane = pool.lane("asr")
+        task = asyncio.ensure_future(pool.run(lane, long_job))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await asyncio.to_thread(stopped.wait, 2.0)
+        # The worker is free again.
+        assert await pool.run(pool.lane("asr"), lambda: 42) == 42
+    finally:
+        pool.shutdown()
+
+
+def test_checkpoint_outside_a_job_does_nothing() -> None:
+    checkpoint()
+
+
+async def test_cancelled_transcription_in_a_process_frees_the_worker() -> None:
+    """A job stuck in one long call is ended with its process."""
+    pool = VoicePool(1)
+    try:
+        lane = pool.lane("asr")
+        task = asyncio.ensure_future(pool.run(lane, time.sleep, 60))
+        await asyncio.sleep(1.0)  # the worker process starts, the job runs
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        start = time.monotonic()
+        assert await pool.run(lane, abs, -3) == 3
+        assert time.monotonic() - start < 20
+    finally:
+        pool.shutdown()
+
+
+async def test_vad_lane_in_a_process_gives_the_engine_events() -> None:
+    """Ops cut into 0.5 s jobs on a worker process give the inline events."""
+    pool = VoicePool(1)
+    got: list[tuple[int, list[TurnEvent]]] = []
+    done = asyncio.Event()
+
+    def on_results(
+        results: list[tuple[int, list[TurnEvent]]], exc: BaseException | None
+    ) -> None:
+        assert exc is None
+        got.extend(results)
+        if not lane.busy:
+            done.set()
+
+    try:
+        factory = functools.partial(EnergyScorer)
+        lane = pool.vad_lane(factory, on_results)
+        settings = DetectorSettings(24000, 0.5, 300, 500)
+        pcm = audio.silence(1000, 24000) + audio.tone(2000, 24000, 300.0, 0.5)
+        pcm += audio.silence(1000, 24000)
+        lane.submit(1, DetectorOp("start", settings=settings))
+        lane.submit(1, DetectorOp("feed", pcm16=pcm))
+        assert lane.busy and lane.backlog_seconds > 0
+        await asyncio.wait_for(done.wait(), 30)
+        events = [e for _, batch in got for e in batch]
+        assert [e.kind for e in events] == ["started", "stopped"]
+        assert events[0].ms == 700  # 1000 ms, less prefix_padding_ms
+        assert lane.backlog_seconds == 0
+        lane.close()
+        lane.submit(1, DetectorOp("feed", pcm16=pcm))  # closed: ignored
+        assert not lane.busy
+    finally:
+        pool.shutdown()
+
+
+def test_a_pool_needs_a_worker() -> None:
+    with pytest.raises(ValueError):
+        VoicePool(0)
+
+
+async def test_audio_past_the_backlog_bound_is_skipped_not_queued() -> None:
+    """Memory stays bounded when turn detection falls behind."""
+    pool = VoicePool(1, processes=False)
+    settled = asyncio.Event()
+
+    def on_results(
+        results: list[tuple[int, list[TurnEvent]]], exc: BaseException | None
+    ) -> None:
+        assert exc is None
+        if not lane.busy:
+            settled.set()
+
+    try:
+        lane = pool.vad_lane(functools.partial(EnergyScorer), on_results)
+        lane.submit(
+            1, DetectorOp("start", settings=DetectorSettings(24000, 0.5, 0, 500))
+        )
+        lane.submit(1, DetectorOp("feed", pcm16=audio.silence(12_000, 24000)))
+        lane.submit(1, DetectorOp("feed", pcm16=audio.silence(5_000, 24000)))
+        assert round(lane.backlog_seconds) == 12  # the 5 s were not queued
+        lane.submit(1, DetectorOp("feed", pcm16=audio.silence(1_000, 24000)))
+        await asyncio.wait_for(settled.wait(), 30)
+        assert lane.backlog_seconds == 0
+    finally:
+        pool.shutdown()
+
+
+async def test_many_sessions_share_worker_calls() -> None:
+    """VAD jobs of many sessions go to a worker together; each gets its own."""
+    pool = VoicePool(1)
+    events: dict[int, list[str]] = {}
+    done = asyncio.Event()
+    lanes = []
+
+    def make(k: int) -> Callable[..., None]:
+        def on_results(
+            results: list[tuple[int, list[TurnEvent]]], exc: BaseException | None
+        ) -> None:
+            assert exc is None
+            for _, batch in results:
+                events.setdefault(k, []).extend(e.kind for e in batch)
+            if not any(lane.busy for lane in lanes):
+                done.set()
+
+        return on_results
+
+    try:
+        settings = DetectorSettings(24000, 0.5, 300, 500)
+        pcm = audio.tone(600, 24000, 300.0, 0.5) + audio.silence(800, 24000)
+        for k in range(40):
+            lanes.append(pool.vad_lane(functools.partial(EnergyScorer), make(k)))
+        for lane in lanes:
+            lane.submit(1, DetectorOp("start", settings=settings))
+            for i in range(0, len(pcm), 4800):  # 100 ms appends
+                lane.submit(1, DetectorOp("feed", pcm16=pcm[i : i + 4800]))
+        await asyncio.wait_for(done.wait(), 60)
+        assert all(events.get(k) == ["started", "stopped"] for k in range(40)), events
+    finally:
+        pool.shutdown()
