@@ -26,8 +26,7 @@ from openrealtime.voice.tts import (
     DEFAULT_VOICE,
     OUTPUT_RATE,
     SynthesisError,
-    _pipe,
-    _WavStream,
+    wav_chunks,
 )
 
 
@@ -68,7 +67,6 @@ VOICES: Final[Mapping[str, FliteVoice]] = MappingProxyType(
 
 _MIN_SPEED: Final = 0.25
 _MAX_SPEED: Final = 1.5
-_READ_BYTES: Final = 4096
 
 
 def flite_stretch(speed: float) -> float:
@@ -146,26 +144,4 @@ class FliteSynthesizer:
                     proc.kill()
 
     def _stream(self, proc: subprocess.Popen[bytes]) -> Iterator[bytes]:
-        stdout = _pipe(proc.stdout)
-        wav = _WavStream()
-        resampler: audio.Resampler | None = None
-        pending = bytearray()
-        while chunk := stdout.read(_READ_BYTES):
-            pcm = wav.feed(chunk)
-            if not pcm:
-                continue
-            if resampler is None:
-                assert wav.rate is not None
-                resampler = audio.Resampler(wav.rate, self.rate)
-            pending += resampler.process(pcm)
-            while len(pending) >= self.chunk_bytes:
-                yield bytes(pending[: self.chunk_bytes])
-                del pending[: self.chunk_bytes]
-        if proc.wait() != 0:
-            err = _pipe(proc.stderr).read().decode("utf-8", "replace").strip()
-            raise SynthesisError(f"flite exited with status {proc.returncode}: {err}")
-        if resampler is None:  # nothing to say (punctuation only, say)
-            return
-        pending += resampler.flush()
-        for start in range(0, len(pending), self.chunk_bytes):
-            yield bytes(pending[start : start + self.chunk_bytes])
+        return wav_chunks(proc, "flite", self.rate, self.chunk_bytes)

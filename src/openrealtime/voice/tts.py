@@ -34,6 +34,7 @@ __all__ = [
     "Synthesizer",
     "VOICES",
     "available",
+    "wav_chunks",
     "espeak_rate",
 ]
 
@@ -305,36 +306,48 @@ class EspeakSynthesizer:
                     proc.kill()
 
     def _stream(self, proc: subprocess.Popen[bytes], text: str) -> Iterator[bytes]:
-        stdin, stdout = _pipe(proc.stdin), _pipe(proc.stdout)
+        stdin = _pipe(proc.stdin)
         # An early death of espeak-ng breaks the pipe; its exit status,
         # checked below, says why. The pipe is unbuffered, so close() never
         # writes.
         with contextlib.suppress(BrokenPipeError):
             stdin.write(text.replace("\x00", " ").encode("utf-8"))
         stdin.close()
-        wav = _WavStream()
-        resampler: audio.Resampler | None = None
-        pending = bytearray()
-        while chunk := stdout.read(_READ_BYTES):
-            pcm = wav.feed(chunk)
-            if not pcm:
-                continue
-            if resampler is None:
-                assert wav.rate is not None
-                resampler = audio.Resampler(wav.rate, self.rate)
-            pending += resampler.process(pcm)
-            while len(pending) >= self.chunk_bytes:
-                yield bytes(pending[: self.chunk_bytes])
-                del pending[: self.chunk_bytes]
-        if proc.wait() != 0:
-            err = _pipe(proc.stderr).read().decode("utf-8", "replace").strip()
-            raise SynthesisError(
-                f"espeak-ng exited with status {proc.returncode}: {err}"
-            )
-        if resampler is not None:
-            pending += resampler.flush()
-        for start in range(0, len(pending), self.chunk_bytes):
-            yield bytes(pending[start : start + self.chunk_bytes])
+        yield from wav_chunks(proc, "espeak-ng", self.rate, self.chunk_bytes)
+
+
+def wav_chunks(
+    proc: subprocess.Popen[bytes], program: str, rate: int, chunk_bytes: int
+) -> Iterator[bytes]:
+    """The WAV a speech program writes to its stdout, as PCM16 at ``rate`` in
+    ``chunk_bytes`` pieces (the last one shorter), as it comes.
+
+    Raises:
+        SynthesisError: the program exited with a non-zero status.
+    """
+    stdout = _pipe(proc.stdout)
+    wav = _WavStream()
+    resampler: audio.Resampler | None = None
+    pending = bytearray()
+    while chunk := stdout.read(_READ_BYTES):
+        pcm = wav.feed(chunk)
+        if not pcm:
+            continue
+        if resampler is None:
+            assert wav.rate is not None
+            resampler = audio.Resampler(wav.rate, rate)
+        pending += resampler.process(pcm)
+        while len(pending) >= chunk_bytes:
+            yield bytes(pending[:chunk_bytes])
+            del pending[:chunk_bytes]
+    if proc.wait() != 0:
+        err = _pipe(proc.stderr).read().decode("utf-8", "replace").strip()
+        raise SynthesisError(f"{program} exited with status {proc.returncode}: {err}")
+    if resampler is None:  # nothing to say (punctuation only, say)
+        return
+    pending += resampler.flush()
+    for start in range(0, len(pending), chunk_bytes):
+        yield bytes(pending[start : start + chunk_bytes])
 
 
 def _pipe(stream: IO[bytes] | None) -> IO[bytes]:
