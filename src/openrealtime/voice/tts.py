@@ -34,8 +34,8 @@ __all__ = [
     "Synthesizer",
     "VOICES",
     "available",
-    "wav_chunks",
     "espeak_rate",
+    "wav_chunks",
 ]
 
 #: Output rate of every synthesizer (the ``audio/pcm`` rate).
