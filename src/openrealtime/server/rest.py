@@ -158,6 +158,25 @@ def authorize(headers: Mapping[str, str], settings: Settings) -> RestResult | No
     return None
 
 
+def decode_request(body: bytes) -> ClientSecretCreateRequest | RestResult:
+    """Decode a ``{session, expires_after}`` body, or the hosted 400 for it
+    (``client_secrets``' body, and the ``session`` part of a WebRTC call)."""
+    try:
+        return _decoder.decode(body)
+    except InvalidRequestError as exc:
+        if exc.code in ("invalid_json", "invalid_event"):
+            return rest_error(InvalidRequestError(None, _BAD_JSON, None))
+        exc.event_id = None
+        return rest_error(exc)
+
+
+def session_of(request: ClientSecretCreateRequest) -> SessionUpdate:
+    """The request's session, a realtime one when absent."""
+    if isinstance(request.session, UnsetType):
+        return RealtimeSessionUpdate()
+    return request.session
+
+
 async def create_client_secret(
     body: bytes,
     headers: Mapping[str, str],
@@ -184,18 +203,10 @@ async def create_client_secret(
     denied = authorize(headers, settings)
     if denied is not None:
         return denied
-    try:
-        request = _decoder.decode(body or b"{}")
-    except InvalidRequestError as exc:
-        if exc.code in ("invalid_json", "invalid_event"):
-            return rest_error(InvalidRequestError(None, _BAD_JSON, None))
-        exc.event_id = None
-        return rest_error(exc)
-    update: SessionUpdate = (
-        request.session
-        if not isinstance(request.session, UnsetType)
-        else RealtimeSessionUpdate()
-    )
+    request = decode_request(body or b"{}")
+    if isinstance(request, RestResult):
+        return request
+    update = session_of(request)
     kind: SessionKind = "transcription"
     model = ""
     if isinstance(update, RealtimeSessionUpdate):

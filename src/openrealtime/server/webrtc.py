@@ -52,7 +52,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from msgspec import UnsetType
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -80,7 +79,6 @@ from openrealtime.models.session import (
     RealtimeSessionConfig,
     RealtimeSessionUpdate,
     SessionConfig,
-    SessionUpdate,
 )
 from openrealtime.server.connection import Connection
 from openrealtime.server.handshake import (
@@ -97,9 +95,10 @@ from openrealtime.server.rest import (
     _BAD_JSON,
     _NO_KEY,
     DEFAULT_MODEL,
-    ClientSecretCreateRequest,
     RestResult,
+    decode_request,
     rest_error,
+    session_of,
 )
 from openrealtime.server.secrets import SecretStoreUnavailable
 from openrealtime.session import Close
@@ -183,9 +182,6 @@ def refused_sideband(call_id: str) -> tuple[int, str, bytes]:
     return 4000, close_reason(error), error_frame(error, RandomIds(), time.time())
 
 
-_session_decoder: Decoder[ClientSecretCreateRequest] = Decoder(
-    ClientSecretCreateRequest
-)
 _delta_decoder = msgspec.json.Decoder(ResponseOutputAudioDeltaEvent)
 _clear_decoder: Decoder[OutputAudioBufferClearEvent] = Decoder(
     OutputAudioBufferClearEvent
@@ -286,18 +282,10 @@ async def parse_call_request(
         )
         model = initial.model if isinstance(initial, RealtimeSessionConfig) else ""
     if session_json is not None:
-        try:
-            request = _session_decoder.decode(b'{"session":' + session_json + b"}")
-        except InvalidRequestError as exc:
-            if exc.code in ("invalid_json", "invalid_event"):
-                return rest_error(InvalidRequestError(None, _BAD_JSON, None))
-            exc.event_id = None
-            return rest_error(exc)
-        update: SessionUpdate = (
-            request.session
-            if not isinstance(request.session, UnsetType)
-            else RealtimeSessionUpdate()
-        )
+        request = decode_request(b'{"session":' + session_json + b"}")
+        if isinstance(request, RestResult):
+            return request
+        update = session_of(request)
         now = time.time()
         try:
             if initial is None:
