@@ -54,7 +54,7 @@ def clip_frames(append_ms: int) -> list[str]:
 
 
 async def streamer(
-    url: str, sessions: int, seconds: float, append_ms: int
+    url: str, sessions: int, seconds: float, append_ms: int, keep_items: bool
 ) -> dict[str, Any]:
     import websockets
 
@@ -91,9 +91,22 @@ async def streamer(
 
             async def read() -> None:
                 async for frame in ws:
-                    kind = json.loads(frame)["type"]
+                    event = json.loads(frame)
+                    kind = event["type"]
                     if kind == "input_audio_buffer.speech_stopped":
                         counts["speech_stopped"] += 1
+                    elif kind == "input_audio_buffer.committed" and not keep_items:
+                        # A long-running agent trims its context: without
+                        # this each session keeps its audio (48 KB/s, up to
+                        # Limits.max_audio_bytes) for conversation.item.retrieve.
+                        await ws.send(
+                            json.dumps(
+                                {
+                                    "type": "conversation.item.delete",
+                                    "item_id": event["item_id"],
+                                }
+                            )
+                        )
                     elif kind == "error":
                         counts["errors"] += 1
 
@@ -169,7 +182,9 @@ def role_main(args: argparse.Namespace) -> int:
     benchlib.raise_nofile()
     if args.role == "stream":
         out = asyncio.run(
-            streamer(args.url, args.sessions, args.seconds, args.append_ms)
+            streamer(
+                args.url, args.sessions, args.seconds, args.append_ms, args.keep_items
+            )
         )
     else:
         out = asyncio.run(fuzzer(args.url, args.seconds, args.fuzz_rate, 4))
@@ -184,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--append-ms", type=int, default=100)
     parser.add_argument(
         "--vad", default="webrtc", choices=["webrtc", "silero", "energy"]
+    )
+    parser.add_argument(
+        "--keep-items",
+        action="store_true",
+        help="do not delete each committed turn (its audio stays in the session)",
     )
     parser.add_argument("--fuzz-rate", type=float, default=200.0, help="frames/s")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
@@ -219,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                 subprocess.Popen(
                     [benchlib.PYTHON, me, "--role", "stream", "--url", server.url,
                      "--sessions", str(n), "--seconds", str(args.seconds),
-                     "--append-ms", str(args.append_ms)],
+                     "--append-ms", str(args.append_ms),
+                     *(["--keep-items"] if args.keep_items else [])],
                     stdout=subprocess.PIPE, text=True, start_new_session=True,
                 )
             )  # fmt: skip
@@ -250,11 +271,13 @@ def main(argv: list[str] | None = None) -> int:
                             "t": round(time.monotonic() - t0),
                             "rss_mb": server.rss_bytes() / 2**20,
                             "fds": fds(server.pid),
+                            "load1": os.getloadavg()[0],
                         }
                     )
                     last = samples[-1]
                     print(
-                        f"t={last['t']}s rss={last['rss_mb']:.0f} MB fds={last['fds']}",
+                        f"t={last['t']}s rss={last['rss_mb']:.0f} MB fds={last['fds']}"
+                        f" load={last['load1']:.1f}",
                         flush=True,
                     )
             return task.result()
@@ -265,8 +288,14 @@ def main(argv: list[str] | None = None) -> int:
             out, _ = p.communicate(timeout=120)
             lines = out.strip().splitlines()
             outs.append(json.loads(lines[-1]) if lines else {"exit": p.returncode})
+        # "End": once the server has closed the sessions (fds back near the
+        # start, at most 30 s after the clients left).
+        settle = time.monotonic() + 30
+        while fds(server.pid) > fds0 + 100 and time.monotonic() < settle:
+            time.sleep(0.5)
         time.sleep(2)
         rss_end, fds_end = server.rss_bytes(), fds(server.pid)
+        load = os.getloadavg()
         log = server.log.read_text(errors="replace")
     finally:
         for p in procs:
@@ -303,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
             "p99": benchlib.percentile(ordered, 99),
             "max": ordered[-1] if ordered else float("nan"),
         },
+        "loadavg_1_5_15_at_end": [round(x, 2) for x in load],
+        "keep_items": args.keep_items,
         "escaped_exceptions": log.count("Traceback"),
         "error_log_lines": sum(
             1 for line in log.splitlines() if line.startswith("ERROR")

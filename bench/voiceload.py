@@ -6,6 +6,7 @@ never share a GIL with each other or with what measures them::
     python bench/voiceload.py stream  --url URL --seconds 10 [--sessions 1]
     python bench/voiceload.py append  --url URL --count 3 --mib 11
     python bench/voiceload.py commit  --url URL --mib 10 [--disconnect]
+    python bench/voiceload.py flood   --url URL --count 1000 [--mib 2]
     python bench/voiceload.py bystander --url URL --seconds 5
 
 Every role prints one JSON line with what it saw. ``stream`` sends speech
@@ -14,7 +15,10 @@ input transcription on, so VAD and transcription are kept busy; ``append``
 sends big appends of noise with server VAD on (VAD scores all of it);
 ``commit`` appends ``--mib`` of noise with transcription on and VAD off,
 commits, then waits for the transcription's outcome or (``--disconnect``)
-hangs up at once; ``bystander`` measures its ``session.update`` round trips.
+hangs up at once; ``flood`` puts VAD behind with ``--mib`` of noise, then
+sends ``--count`` 100 ms appends as fast as the socket takes them, with a
+``session.update`` every tenth (held until VAD catches up: the server must
+slow it down, not close it); ``bystander`` measures its ``session.update`` round trips.
 Importable too (:func:`bystander`, :func:`stream`, ...), for tests.
 """
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import sys
@@ -235,9 +240,75 @@ async def commit(url: str, mib: float, disconnect: bool) -> dict[str, Any]:
         await ws.close()
 
 
+async def flood(url: str, count: int, mib: float) -> dict[str, Any]:
+    """VAD behind, then ``count`` appends (and an update every tenth) sent as
+    fast as the server reads them; what came back."""
+    ws = await _open(url)
+    seen: dict[str, Any] = {"updated": 0, "errors": []}
+
+    async def read() -> None:
+        async for frame in ws:
+            event = json.loads(frame)
+            if event["type"] == "session.updated":
+                seen["updated"] += 1
+            elif event["type"] == "error":
+                seen["errors"].append(event["error"]["code"])
+
+    try:
+        await _update(
+            ws,
+            {
+                "audio": {
+                    "input": {
+                        "turn_detection": {
+                            "type": "server_vad",
+                            "create_response": False,
+                        }
+                    }
+                }
+            },
+        )
+        reader = asyncio.create_task(read())
+        big = base64.b64encode(noise(int(mib * 1024 * 1024))).decode()
+        small = base64.b64encode(noise(24000 * 2 // 10, seed=1)).decode()
+        t0 = time.monotonic()
+        sent = updates = 0
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await ws.send(
+                json.dumps({"type": "input_audio_buffer.append", "audio": big})
+            )
+            for i in range(count):
+                await ws.send(
+                    json.dumps({"type": "input_audio_buffer.append", "audio": small})
+                )
+                sent += 1
+                if i % 10 == 9:
+                    await ws.send(UPDATE)
+                    updates += 1
+        send_s = time.monotonic() - t0
+        deadline = time.monotonic() + 60
+        while (
+            seen["updated"] < updates and not reader.done()
+        ) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        reader.cancel()
+        return {
+            "appends": sent,
+            "updates": updates,
+            **seen,
+            "close_code": ws.close_code,
+            "send_s": round(send_s, 3),
+            "seconds": round(time.monotonic() - t0, 3),
+        }
+    finally:
+        await ws.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("role", choices=["stream", "append", "commit", "bystander"])
+    parser.add_argument(
+        "role", choices=["stream", "append", "commit", "flood", "bystander"]
+    )
     parser.add_argument("--url", required=True)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sessions", type=int, default=1)
@@ -252,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         result = asyncio.run(append(args.url, args.count, args.mib, args.hold))
     elif args.role == "commit":
         result = asyncio.run(commit(args.url, args.mib, args.disconnect))
+    elif args.role == "flood":
+        result = asyncio.run(flood(args.url, args.count, args.mib))
     else:
         result = asyncio.run(bystander(args.url, args.seconds))
     print(json.dumps(result), flush=True)

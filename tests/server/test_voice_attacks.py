@@ -193,3 +193,21 @@ async def test_fairness_streams_and_the_largest_commit(driver: str) -> None:
     assert streamed.get("conversation.item.input_audio_transcription.completed", 0) >= 1
     assert committed["outcome"] == "conversation.item.input_audio_transcription.failed"
     assert p99(samples) < P99_MS, worst(samples)
+
+
+@pytest.mark.parametrize("driver", ["picows", "asgi"])
+async def test_a_flood_behind_vad_is_slowed_down_not_closed(driver: str) -> None:
+    """A client that sends audio (and updates, which must wait for the VAD's
+    events) far faster than VAD scores it: on both drivers the server stops
+    reading from it until VAD catches up (TCP slows it down) instead of
+    holding frames until it closes it with ``input_audio_backlog_full``; every
+    update is answered, and a bystander stays fast."""
+    with voice_server("--driver", driver) as (url, _):
+        flood = attacker(url, "flood", "--count", "1500", "--mib", "2")
+        samples = await bystander(url, 6)
+        result = outcome(flood)
+    assert result["errors"] == [], result
+    assert result["close_code"] is None, result
+    assert result["appends"] == 1500
+    assert result["updated"] == result["updates"] == 150, result
+    assert p99(samples) < P99_MS, worst(samples)

@@ -241,3 +241,18 @@ def test_silero_falls_back_to_pysilero_api(
     frames = _frames(speak("Please open the door."), scorer)
     assert max(scorer.score(f) for f in frames) > 0.9
     scorer.reset()
+
+
+@pytest.mark.parametrize("rate", [24000, 16000, 8000])
+def test_engine_energy_scorer_scores_as_the_engine_does(rate: int) -> None:
+    """The server's ``--vad energy`` scorer (numpy) gives the engine's scores."""
+    from openrealtime import turns
+
+    fast = vad.engine_energy_scorer(rate)
+    slow = turns.EnergyScorer(rate)
+    assert fast.frame_samples == slow.frame_samples
+    rng = np.random.default_rng(rate)
+    for sigma in (0.0, 1.0, 10.0, 33.0, 300.0, 3000.0, 20000.0):
+        samples = rng.normal(0, sigma, fast.frame_samples).clip(-32768, 32767)
+        frame = samples.astype("<i2").tobytes()
+        assert fast.score(frame) == pytest.approx(slow.score(frame), abs=1e-9)

@@ -116,6 +116,11 @@ TRANSCRIPT_WAIT = 10.0
 #: than this server can score it and does not stop when asked to wait.
 MAX_HELD = 256
 MAX_HELD_BYTES = 32 * 1024 * 1024
+#: The frame cap when the driver stops reading at the first held frame
+#: (``on_held``): what is held past it is only what one read of the socket had
+#: already brought (picows' read buffer grows to the largest frame seen, so
+#: one read can bring hundreds of small frames); the byte cap still holds.
+MAX_HELD_PAUSED = 65536
 
 #: The error a client gets when it overruns the held frames.
 BACKLOG_FULL = InvalidRequestError(
@@ -300,6 +305,12 @@ class Connection:
         self._held: collections.deque[str | bytes] = collections.deque()
         self._held_drained = _Flag(True)
         self._held_bytes = 0
+        #: Called with True when client frames start to wait for turn
+        #: detection and with False when none waits any more: a driver whose
+        #: reads come by callback (picows) pauses reading from the socket
+        #: meanwhile, as a receive loop over an awaitable transport waits in
+        #: :meth:`drain` (backpressure instead of ``input_audio_backlog_full``).
+        self.on_held: Callable[[bool], None] | None = None
         self._ids = RandomIds()
         #: Decodes a turn at its first silence, before VAD commits it.
         self._early = (
@@ -365,7 +376,13 @@ class Connection:
         """Forget the frames held behind the VAD (the connection is ending)."""
         self._held.clear()
         self._held_bytes = 0
-        self._held_drained.set()
+        self._held_done()
+
+    def _held_done(self) -> None:
+        if not self._held_drained.is_set():
+            self._held_drained.set()
+            if self.on_held is not None:
+                self.on_held(False)
 
     async def aclose(self) -> None:
         """Stop everything: responders, transcriptions, the timer, the writer.
@@ -403,7 +420,8 @@ class Connection:
             return
         if self._held or (self._vad_busy() and not self._may_pass(data)):
             if (
-                len(self._held) >= MAX_HELD
+                len(self._held)
+                >= (MAX_HELD if self.on_held is None else MAX_HELD_PAUSED)
                 or self._held_bytes + len(data) > MAX_HELD_BYTES
             ):
                 logger.warning(
@@ -418,7 +436,10 @@ class Connection:
                 return
             self._held.append(data)
             self._held_bytes += len(data)
-            self._held_drained.clear()
+            if self._held_drained.is_set():
+                self._held_drained.clear()
+                if self.on_held is not None:
+                    self.on_held(True)
             return
         self._receive_now(data)
 
@@ -785,7 +806,7 @@ class Connection:
             self._held_bytes -= len(data)
             self._receive_now(data)
         if not held:
-            self._held_drained.set()
+            self._held_done()
 
     def _vad_busy(self) -> bool:
         return self._vad is not None and self._vad.busy

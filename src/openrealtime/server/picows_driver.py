@@ -425,6 +425,7 @@ class _Session(WSListener):
         "_ping_sent_at",
         "_stall_timer",
         "_write_paused",
+        "_held",
         "_finished",
         "_max_write_buffer",
     )
@@ -461,6 +462,8 @@ class _Session(WSListener):
         self._ping_sent_at = 0.0
         self._stall_timer: asyncio.TimerHandle | None = None
         self._write_paused = False
+        #: Client frames wait for turn detection (reading is paused).
+        self._held = False
         self._finished = False
         self._max_write_buffer = write_buffer_cap(cls, driver.max_frame)
 
@@ -591,6 +594,7 @@ class _Session(WSListener):
             outcome, self.peer, write=self._write, write_close=self._send_close
         )
         self.connection = connection
+        connection.on_held = self._held_changed
         connection.start()
         pending, self._pending = self._pending, None
         for msg_type, fin, payload in pending or ():
@@ -712,10 +716,18 @@ class _Session(WSListener):
             self.connection.disconnected(1006, "client too slow")
         self._tcp.abort()
 
+    def _held_changed(self, held: bool) -> None:
+        """Frames wait for turn detection: read no more from the socket
+        until they are fed, so that a client sending faster than VAD scores
+        is slowed down by TCP, not closed (``input_audio_backlog_full`` only
+        past the frames one read already brought)."""
+        self._held = held
+        self._update_reading()
+
     def _update_reading(self) -> None:
         if self._tcp.is_closing():
             return
-        if self._write_paused or self._pending is not None:
+        if self._write_paused or self._pending is not None or self._held:
             self._tcp.pause_reading()
         else:
             self._tcp.resume_reading()

@@ -230,9 +230,10 @@ class Pipeline:
     def scorer_factory(self) -> Callable[[int], FrameScorer] | None:
         """Makes the turn detection scorer of each session (``None``: the engine's)."""
         name = self.vad_name()
-        if name == "energy":
-            return None
         from openrealtime.voice import vad
+
+        if name == "energy":
+            return vad.engine_energy_scorer
 
         # A partial of a module function, not a lambda: the voice pool's
         # worker processes get it pickled.

@@ -364,6 +364,14 @@ def best_available_scorer() -> FrameScorer:
     return EnergyScorer()
 
 
+def engine_energy_scorer(rate: int) -> FrameScorer:
+    """The engine's energy scorer (:class:`openrealtime.turns.EnergyScorer`:
+    -60 dBFS -> 0, -20 dBFS -> 1, 20 ms frames) computed with numpy: the
+    same scores, about 10x less CPU than its pure-Python sum (what a server
+    with ``--vad energy`` spends per second of every session's audio)."""
+    return EnergyScorer(rate, floor_db=-60.0, ceil_db=-20.0)
+
+
 def make_scorer(name: str, rate: int) -> FrameScorer:
     """A new scorer by name (``silero``, ``webrtc``, ``energy``) for ``rate``.
 
