@@ -17,8 +17,14 @@ Three parts (issue 16), printed as Markdown tables for ``bench/README.md``:
   20 ms chunks at real-time pace. Per turn: speech end (last chunk of the
   clip sent) to ``speech_stopped``, to the transcript, to the first reply
   audio; p50/p90; WER of the transcripts.
+* ``idle``: ``openrealtime serve`` with no flags (its own process), 50 idle
+  sessions each timing a round trip (``input_audio_buffer.clear`` to
+  ``input_audio_buffer.cleared``) every 200 ms, first while nobody talks,
+  then while one session talks (the human clips at real time, echo replies
+  with audio, as in ``live``): p50/p99/max over all round trips, the worst
+  session's max, and how many sessions ever waited 50 ms or more.
 
-Run: ``python bench/bench_voice_asr.py [--part asr|tts|live|all] [--quick]``.
+Run: ``python bench/bench_voice_asr.py [--part asr|tts|live|idle|all] [--quick]``.
 Needs the ``whisper`` extra, flite, espeak-ng and pocketsphinx-testdata
 (``scripts/apt-packages.txt``); beckett.wav needs
 ``pip install --no-deps useful-moonshine-onnx`` (its other dependencies are
@@ -409,12 +415,14 @@ LIVE_VARIANTS: dict[str, tuple[dict[str, str], bool]] = {
 }
 
 
-async def bench_live(quick: bool, variants: list[str] | None = None) -> None:
+async def bench_live(
+    quick: bool, variants: list[str] | None = None, per_clip: bool = False
+) -> None:
     for label in variants or list(LIVE_VARIANTS):
-        await bench_live_one(quick, label)
+        await bench_live_one(quick, label, per_clip)
 
 
-async def bench_live_one(quick: bool, label: str) -> None:
+async def bench_live_one(quick: bool, label: str, per_clip: bool = False) -> None:
     from tests.server.conftest import running_server
 
     from openrealtime.server import Settings, early
@@ -433,10 +441,16 @@ async def bench_live_one(quick: bool, label: str) -> None:
     try:
         with running_server(Settings(pipeline=pipeline), "picows") as live:
             url = live.ws_url(model="gpt-realtime")
-            for _name, pcm, rate, ref in clips:
+            for name, pcm, rate, ref in clips:
                 marks = await one_turn(url, audio.resample(pcm, rate, 24000))
                 for key in lat:
                     lat[key].append((marks[key] - marks["speech_end"]) * 1000)
+                if per_clip:
+                    print(
+                        f"  {name}: {len(pcm) / 2 / rate:.1f} s, "
+                        + ", ".join(f"{key} {lat[key][-1]:.0f} ms" for key in lat),
+                        flush=True,
+                    )
                 e, w = wer_counts(ref, marks.get("text", ""))
                 edits += e
                 words += w
@@ -462,10 +476,141 @@ async def bench_live_one(quick: bool, label: str) -> None:
         )
 
 
+# --- One talking session, 50 idle ones -----------------------------------------------
+
+IDLE_SESSIONS = 50
+IDLE_INTERVAL = 0.2
+IDLE_LIMIT_MS = 50.0
+
+
+async def idle_session(
+    url: str, index: int, ready: asyncio.Event, phase: list[str], out: dict[str, Any]
+) -> None:
+    """One idle session: a round trip every IDLE_INTERVAL, filed under the
+    phase it started in (``out[phase][index]``)."""
+    import websockets
+
+    clear = json.dumps({"type": "input_audio_buffer.clear"})
+    async with websockets.connect(url, max_size=None, open_timeout=60) as ws:
+        await ws.recv()  # session.created
+        await ready.wait()
+        # Spread the sessions over the interval.
+        await asyncio.sleep(IDLE_INTERVAL * index / IDLE_SESSIONS)
+        while phase[0] != "done":
+            current = phase[0]
+            t0 = time.perf_counter()
+            await ws.send(clear)
+            while json.loads(await ws.recv())["type"] != "input_audio_buffer.cleared":
+                pass
+            out[current][index].append((time.perf_counter() - t0) * 1000)
+            await asyncio.sleep(IDLE_INTERVAL)
+
+
+def _idle_row(label: str, per_session: list[list[float]]) -> str:
+    values = sorted(v for session in per_session for v in session)
+    worst = [max(session) for session in per_session if session]
+    over = sum(1 for m in worst if m >= IDLE_LIMIT_MS)
+    slow = sum(1 for v in values if v >= IDLE_LIMIT_MS)
+    return (
+        f"| {label} | {len(values)} | {statistics.median(values):.1f} | "
+        f"{values[max(0, -(-99 * len(values) // 100) - 1)]:.1f} | {values[-1]:.1f} | "
+        f"{slow} | {over} of {len(worst)} |"
+    )
+
+
+async def bench_idle_run(url: str, quick: bool, quiet_s: float) -> dict[str, Any]:
+    clips = list(human_clips())
+    if quick:
+        clips = clips[:4]
+    ready = asyncio.Event()
+    phase = ["quiet"]
+    out: dict[str, Any] = {
+        name: [[] for _ in range(IDLE_SESSIONS)] for name in ("quiet", "talking")
+    }
+    sessions = [
+        asyncio.create_task(idle_session(url, i, ready, phase, out))
+        for i in range(IDLE_SESSIONS)
+    ]
+    await asyncio.sleep(0)
+    # Warm the voice path (model load, workers) before measuring.
+    await one_turn(url, audio.resample(clips[0][1], clips[0][2], 24000))
+    ready.set()
+    await asyncio.sleep(quiet_s)
+    phase[0] = "talking"
+    first_audio: list[float] = []
+    for _name, pcm, rate, _ref in clips:
+        marks = await one_turn(url, audio.resample(pcm, rate, 24000))
+        first_audio.append((marks["audio"] - marks["speech_end"]) * 1000)
+    phase[0] = "done"
+    await asyncio.gather(*sessions)
+    out["first_audio"] = first_audio
+    return out
+
+
+def bench_idle(quick: bool) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import benchlib
+
+    benchlib.warn_if_busy()
+    cmd = [
+        benchlib.PYTHON,
+        "-m",
+        "openrealtime",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--log-level",
+        "warning",
+    ]
+    server = benchlib.start_server(
+        "openrealtime-default", None, Path("/tmp/openrealtime-bench"), cmd_template=cmd
+    )
+    load0 = _loadavg()
+    try:
+        out = asyncio.run(bench_idle_run(server.url, quick, 10.0))
+    finally:
+        server.stop()
+    load1 = _loadavg()
+    talk = sorted(out["first_audio"])
+    print(
+        f"\n### One talking session + {IDLE_SESSIONS} idle ones (`openrealtime serve`, "
+        "no flags)\n"
+    )
+    print(
+        f"Each idle session times `input_audio_buffer.clear` → `cleared` every "
+        f"{IDLE_INTERVAL * 1000:.0f} ms; the talking session streams "
+        f"{len(talk)} human clips at real time (echo replies with audio). "
+        f"Load average {load0} before, {load1} after.\n"
+    )
+    print(
+        "| phase | round trips | p50 ms | p99 ms | max ms | "
+        f"round trips ≥ {IDLE_LIMIT_MS:.0f} ms | sessions with one |"
+    )
+    print("|---|--:|--:|--:|--:|--:|--:|")
+    print(_idle_row("nobody talking", out["quiet"]))
+    print(_idle_row("one session talking", out["talking"]))
+    print(
+        f"\nThe talking session's speech end → first reply audio: p50 "
+        f"{statistics.median(talk):.0f} ms, max {talk[-1]:.0f} ms."
+    )
+
+
+def _loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("asr", "tts", "live", "all"), default="all")
+    parser.add_argument(
+        "--part", choices=("asr", "tts", "live", "idle", "all"), default="all"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer clips")
+    parser.add_argument(
+        "--per-clip", action="store_true", help="live: each clip's latencies too"
+    )
     parser.add_argument(
         "--live",
         action="append",
@@ -478,7 +623,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("tts", "all"):
         bench_tts(args.quick)
     if args.part in ("live", "all"):
-        asyncio.run(bench_live(args.quick, args.live))
+        asyncio.run(bench_live(args.quick, args.live, args.per_clip))
+    if args.part in ("idle", "all"):
+        bench_idle(args.quick)
     return 0
 
 

@@ -678,6 +678,27 @@ class TestTranscriptionReports:
             "total_tokens": 14,
         }
 
+    def test_token_usage_by_kind(self) -> None:
+        """Audio and text tokens, when the engine counts them, detail the input."""
+        session = new_session()
+        item_id = self._committed(session)
+        session.transcription_completed(
+            item_id,
+            "hi",
+            input_tokens=13,
+            output_tokens=2,
+            audio_tokens=10,
+            text_tokens=3,
+        )
+        (completed,) = drain(session)
+        assert completed["usage"] == {
+            "type": "tokens",
+            "input_tokens": 13,
+            "input_token_details": {"text_tokens": 3, "audio_tokens": 10},
+            "output_tokens": 2,
+            "total_tokens": 15,
+        }
+
     def test_logprobs_null_from_an_engine_without_them(self) -> None:
         session = new_session()
         item_id = self._committed(session)

@@ -136,6 +136,7 @@ from openrealtime.models.server_events import (
     TranscriptionFailure,
     TranscriptionUsageDuration,
     TranscriptionUsageTokens,
+    TranscriptionUsageTokensDetails,
     _AudioPartInfo as AudioPartInfo,
     _TextPartInfo as TextPartInfo,
 )
@@ -818,11 +819,14 @@ class Session:
         logprobs: list[LogProb] | None = None,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
+        audio_tokens: int | None = None,
+        text_tokens: int | None = None,
     ) -> None:
         """A user audio item's transcript is complete; it joins the item.
 
         Usage is in tokens when the engine counts them (``input_tokens`` and
-        ``output_tokens``), else the audio's duration in seconds.
+        ``output_tokens``; ``audio_tokens`` and ``text_tokens``, when given,
+        break the input down), else the audio's duration in seconds.
         """
         item = self._items.get(item_id)
         if item is None:
@@ -838,6 +842,11 @@ class Session:
                 output_tokens=output_tokens,
                 total_tokens=input_tokens + output_tokens,
             )
+            if audio_tokens is not None or text_tokens is not None:
+                usage.input_token_details = TranscriptionUsageTokensDetails(
+                    audio_tokens=UNSET if audio_tokens is None else audio_tokens,
+                    text_tokens=UNSET if text_tokens is None else text_tokens,
+                )
         else:
             record = self._audio.get(item_id)
             seconds = record.ms / 1000 if record is not None else 0.0

@@ -108,3 +108,25 @@ async def test_changed_settings_or_more_speech_are_not_reused() -> None:
     assert early.take(action) is second.task  # it covers the whole turn
     await second.task
     early.discard()
+
+
+async def test_an_early_decode_without_logprobs_does_not_serve_one_that_wants_them() -> (
+    None
+):
+    """``include`` asks for logprobs after the early decode began without:
+    the normal decode runs instead; one begun with them carries them."""
+    whisper = WhisperTranscriber(beam_size=1)
+    session = new_session()
+    configure(session)
+    early = EarlyTranscription(whisper)
+    (action,) = stream(session, early, speech() + audio.silence(700, 24000))
+    assert early.take(action, logprobs=True) is None
+    session = new_session()
+    configure(session)
+    update(session, {"include": ["item.input_audio_transcription.logprobs"]})
+    early = EarlyTranscription(whisper)
+    (action,) = stream(session, early, speech() + audio.silence(700, 24000))
+    task = early.take(action, logprobs=True)
+    assert task is not None
+    found = await task
+    assert found and all(getattr(d, "logprobs", None) for d in found)

@@ -65,6 +65,7 @@ from typing import Literal, Protocol
 from openrealtime.exceptions import InvalidRequestError
 from openrealtime.ids import RandomIds
 from openrealtime.models.client_events import ClientEvent
+from openrealtime.models.server_events import LogProb
 from openrealtime.models.session import Transcription
 from openrealtime.responders.base import Responder, apply_chunk, failure
 from openrealtime.server.early import EarlyTranscription
@@ -80,7 +81,12 @@ from openrealtime.session import (
     Transcribe,
 )
 from openrealtime.turns import SpeechDetector, TurnEvent
-from openrealtime.voice.asr import UnsupportedLanguage
+from openrealtime.voice.asr import (
+    TokenUsage,
+    TranscriptDelta,
+    UnsupportedLanguage,
+    run_transcriber,
+)
 from openrealtime.voice.compute import Lane, LaneExecutor, VadLane, VoicePool
 from openrealtime.voice.transcribe import iterate_in_thread
 
@@ -814,7 +820,12 @@ class Connection:
     # --- Transcription ---------------------------------------------------------------
 
     async def _decode_early(
-        self, engine: Transcriber, pcm: bytes, rate: int, settings: Transcription
+        self,
+        engine: Transcriber,
+        pcm: bytes,
+        rate: int,
+        settings: Transcription,
+        logprobs: bool = False,
     ) -> list[str]:
         """An early decode (:mod:`openrealtime.server.early`) in this
         session's transcription lane of the voice pool. Not ended with its
@@ -830,14 +841,18 @@ class Connection:
                 language=settings.language,
                 prompt=settings.prompt,
                 kill=False,
+                logprobs=logprobs,
             )
             return found
 
         def make() -> Iterator[str]:
-            return iter(
-                engine.transcribe(
-                    pcm, rate, language=settings.language, prompt=settings.prompt
-                )
+            return run_transcriber(
+                engine,
+                pcm,
+                rate,
+                language=settings.language,
+                prompt=settings.prompt,
+                logprobs=logprobs,
             )
 
         stream = iterate_in_thread(make, executor=LaneExecutor(lane))
@@ -875,7 +890,13 @@ class Connection:
         self, transcriber: Transcriber, action: Transcribe
     ) -> None:
         settings = action.transcription
-        early = self._early.take(action) if self._early is not None else None
+        include = self.session.config.include or ()
+        logprobs = "item.input_audio_transcription.logprobs" in include
+        early = (
+            self._early.take(action, logprobs=logprobs)
+            if self._early is not None
+            else None
+        )
         if early is not None:
             try:
                 found = await early
@@ -887,12 +908,8 @@ class Connection:
             else:
                 if not self._closing:
                     for delta in found:
-                        self.session.transcription_delta(
-                            action.item_id, delta, action.content_index
-                        )
-                    self.session.transcription_completed(
-                        action.item_id, "".join(found), action.content_index
-                    )
+                        self._transcription_delta(action, delta)
+                    self._transcription_completed(action, found)
                     self._pump()
                 return
 
@@ -905,13 +922,13 @@ class Connection:
             return engine
 
         def make(engine: Transcriber) -> Iterator[str]:
-            return iter(
-                engine.transcribe(
-                    action.pcm16,
-                    action.rate,
-                    language=settings.language,
-                    prompt=settings.prompt,
-                )
+            return run_transcriber(
+                engine,
+                action.pcm16,
+                action.rate,
+                language=settings.language,
+                prompt=settings.prompt,
+                logprobs=logprobs,
             )
 
         deltas: list[str] = []
@@ -928,14 +945,13 @@ class Connection:
                     action.rate,
                     language=settings.language,
                     prompt=settings.prompt,
+                    logprobs=logprobs,
                 )
                 if self._closing:
                     return
                 for delta in found:
                     deltas.append(delta)
-                    self.session.transcription_delta(
-                        action.item_id, delta, action.content_index
-                    )
+                    self._transcription_delta(action, delta)
             else:
                 # Each delta goes out as the engine yields it (streaming, as
                 # the hosted gpt-4o-transcribe models do), on the pool's
@@ -947,9 +963,7 @@ class Connection:
                         if self._closing:
                             return
                         deltas.append(delta)
-                        self.session.transcription_delta(
-                            action.item_id, delta, action.content_index
-                        )
+                        self._transcription_delta(action, delta)
                         self._pump()
         except UnsupportedLanguage as exc:
             # A setting the engine cannot honour: say so, as a failed transcript.
@@ -969,7 +983,41 @@ class Connection:
             return
         if self._closing:
             return
-        self.session.transcription_completed(
-            action.item_id, "".join(deltas), action.content_index
-        )
+        self._transcription_completed(action, deltas)
         self._pump()
+
+    def _transcription_delta(self, action: Transcribe, delta: str) -> None:
+        """Report one delta, with the log probabilities it carries, if any."""
+        logprobs = delta.logprobs if isinstance(delta, TranscriptDelta) else None
+        self.session.transcription_delta(
+            action.item_id,
+            str(delta),
+            action.content_index,
+            logprobs=None if logprobs is None else list(logprobs),
+        )
+
+    def _transcription_completed(self, action: Transcribe, deltas: list[str]) -> None:
+        """Report the transcript: all the deltas' log probabilities (None if
+        any delta lacks them) and the last delta's token usage, if any."""
+        logprobs: list[LogProb] | None = [] if deltas else None
+        usage: TokenUsage | None = None
+        for delta in deltas:
+            carried = delta.logprobs if isinstance(delta, TranscriptDelta) else None
+            if carried is None:
+                logprobs = None
+            elif logprobs is not None:
+                logprobs.extend(carried)
+            if isinstance(delta, TranscriptDelta) and delta.usage is not None:
+                usage = delta.usage
+        self.session.transcription_completed(
+            action.item_id,
+            "".join(deltas),
+            action.content_index,
+            logprobs=logprobs,
+            input_tokens=None
+            if usage is None
+            else usage.audio_tokens + usage.text_tokens,
+            output_tokens=None if usage is None else usage.output_tokens,
+            audio_tokens=None if usage is None else usage.audio_tokens,
+            text_tokens=None if usage is None else usage.text_tokens,
+        )

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+from openrealtime.voice.asr import run_transcriber
 from openrealtime.voice.transcribe import iterate_in_thread
 
 
@@ -55,6 +56,7 @@ class _Early:
     pcm: bytes
     rate: int
     task: asyncio.Task[list[str]]
+    logprobs: bool = False
 
 
 def _frame_levels(pcm: bytes, rate: int) -> np.ndarray[Any, np.dtype[np.float64]]:
@@ -75,15 +77,15 @@ class EarlyTranscription:
 
     Args:
         transcriber: The server's recognizer (a router's ``for_model`` is used).
-        decode: runs one decode, ``decode(engine, pcm, rate, settings)``
-            (the server's voice pool); ``None``: on the loop's default
-            executor threads.
+        decode: runs one decode, ``decode(engine, pcm, rate, settings,
+            logprobs)`` (the server's voice pool); ``None``: on the loop's
+            default executor threads.
     """
 
     def __init__(
         self,
         transcriber: Any,
-        decode: Callable[[Any, bytes, int, Transcription], Awaitable[list[str]]]
+        decode: Callable[[Any, bytes, int, Transcription, bool], Awaitable[list[str]]]
         | None = None,
     ) -> None:
         self._transcriber = transcriber
@@ -122,10 +124,17 @@ class EarlyTranscription:
             # Only silence since the last early decode: it still holds.
             if self._quiet(pcm[len(early.pcm) :], rate):
                 return
-        self._start(item_id, settings, pcm, rate)
+        include = session.config.include or ()
+        logprobs = "item.input_audio_transcription.logprobs" in include
+        self._start(item_id, settings, pcm, rate, logprobs)
 
     def _start(
-        self, item_id: str, settings: Transcription, pcm: bytes, rate: int
+        self,
+        item_id: str,
+        settings: Transcription,
+        pcm: bytes,
+        rate: int,
+        logprobs: bool = False,
     ) -> None:
         self.discard()
         transcriber = self._transcriber
@@ -133,29 +142,38 @@ class EarlyTranscription:
         engine = transcriber if select is None else select(settings.model)
 
         def make() -> Iterator[str]:
-            return iter(
-                engine.transcribe(
-                    pcm, rate, language=settings.language, prompt=settings.prompt
-                )
+            return run_transcriber(
+                engine,
+                pcm,
+                rate,
+                language=settings.language,
+                prompt=settings.prompt,
+                logprobs=logprobs,
             )
 
         async def run() -> list[str]:
             if self._decode is not None:
-                return await self._decode(engine, pcm, rate, settings)
+                return await self._decode(engine, pcm, rate, settings, logprobs)
             async with contextlib.aclosing(iterate_in_thread(make)) as stream:
                 return [delta async for delta in stream]
 
         task = asyncio.get_running_loop().create_task(run())
         # A failure is the normal decode's to report; here it is only logged.
         task.add_done_callback(_retrieve)
-        self._early = _Early(item_id, settings, pcm, rate, task)
+        self._early = _Early(item_id, settings, pcm, rate, task, logprobs)
 
     def _quiet(self, pcm: bytes, rate: int) -> bool:
         levels = _frame_levels(pcm, rate)
         return levels.size == 0 or float(levels.max()) <= self._peak * self._ratio
 
-    def take(self, action: Transcribe) -> asyncio.Task[list[str]] | None:
-        """The early decode of a committed turn, if it covers it (else None)."""
+    def take(
+        self, action: Transcribe, *, logprobs: bool = False
+    ) -> asyncio.Task[list[str]] | None:
+        """The early decode of a committed turn, if it covers it (else None).
+
+        ``logprobs``: whether the session wants them now (an early decode
+        made without them does not serve a turn that wants them).
+        """
         early, self._early = self._early, None
         if early is None:
             return None
@@ -163,6 +181,7 @@ class EarlyTranscription:
             early.item_id == action.item_id
             and early.settings == action.transcription
             and early.rate == action.rate
+            and early.logprobs >= logprobs
         )
         if same:
             short, long = sorted((early.pcm, action.pcm16), key=len)

@@ -10,20 +10,26 @@ the ``pocketsphinx`` wheel, so nothing is downloaded at run time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from openrealtime import audio
+from openrealtime.models import LogProb
 from openrealtime.voice.compute import checkpoint
 
 
 __all__ = [
     "PocketSphinxTranscriber",
+    "TokenUsage",
     "Transcriber",
+    "TranscriptDelta",
     "UnsupportedLanguage",
+    "run_transcriber",
+    "wants_logprobs",
 ]
 
 
@@ -47,6 +53,92 @@ class UnsupportedLanguage(ValueError):
             + ", ".join(supported)
         )
         self.language = language
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """What a transcript has cost so far, in the engine's own tokens.
+
+    Attributes:
+        audio_tokens: Input positions that carry the audio.
+        text_tokens: Input text tokens (the prompt).
+        output_tokens: Text tokens the engine generated.
+    """
+
+    audio_tokens: int
+    text_tokens: int
+    output_tokens: int
+
+
+class TranscriptDelta(str):
+    """A text delta that also carries what the engine knows about it.
+
+    It *is* the delta's text (a ``str``), so code that only joins deltas
+    keeps working; an engine that has more to say yields these instead of
+    plain strings (the :class:`Transcriber` protocol is unchanged).
+
+    Attributes:
+        logprobs: Log probabilities of the units this delta is made of (the
+            engine's tokens or words), or None when the engine gave none.
+        usage: Tokens of the whole transcript up to and including this
+            delta (the last delta's is the transcript's), or None.
+    """
+
+    logprobs: tuple[LogProb, ...] | None
+    usage: TokenUsage | None
+
+    def __new__(
+        cls,
+        text: str,
+        *,
+        logprobs: Sequence[LogProb] | None = None,
+        usage: TokenUsage | None = None,
+    ) -> TranscriptDelta:
+        self = super().__new__(cls, text)
+        self.logprobs = None if logprobs is None else tuple(logprobs)
+        self.usage = usage
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Sent between processes by the voice pool, with its attributes.
+        return (_delta, (str(self), self.logprobs, self.usage))
+
+
+def _delta(
+    text: str, logprobs: tuple[LogProb, ...] | None, usage: TokenUsage | None
+) -> TranscriptDelta:
+    return TranscriptDelta(text, logprobs=logprobs, usage=usage)
+
+
+def wants_logprobs(transcriber: object) -> bool:
+    """Whether ``transcriber.transcribe`` takes ``logprobs=True``.
+
+    Engines that can give log probabilities say so with a true
+    ``gives_logprobs`` attribute and accept a ``logprobs`` keyword (off by
+    default, since computing them may cost time); others are called as the
+    :class:`Transcriber` protocol says.
+    """
+    return bool(getattr(transcriber, "gives_logprobs", False))
+
+
+def run_transcriber(
+    transcriber: Any,
+    pcm16: bytes,
+    rate: int,
+    *,
+    language: str | None,
+    prompt: str | None,
+    logprobs: bool = False,
+) -> Iterator[str]:
+    """Call ``transcriber.transcribe``, asking for log probabilities only
+    when wanted and the engine gives them (:func:`wants_logprobs`)."""
+    if logprobs and wants_logprobs(transcriber):
+        deltas: Iterator[str] = transcriber.transcribe(
+            pcm16, rate, language=language, prompt=prompt, logprobs=True
+        )
+    else:
+        deltas = transcriber.transcribe(pcm16, rate, language=language, prompt=prompt)
+    return iter(deltas)
 
 
 @runtime_checkable

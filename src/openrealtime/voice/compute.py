@@ -182,10 +182,19 @@ def _forget(key: int) -> None:
 
 
 def _transcribe(
-    transcriber: Any, pcm16: bytes, rate: int, language: str | None, prompt: str | None
+    transcriber: Any,
+    pcm16: bytes,
+    rate: int,
+    language: str | None,
+    prompt: str | None,
+    logprobs: bool = False,
 ) -> list[str]:
+    from openrealtime.voice.asr import run_transcriber
+
     deltas: list[str] = []
-    for delta in transcriber.transcribe(pcm16, rate, language=language, prompt=prompt):
+    for delta in run_transcriber(
+        transcriber, pcm16, rate, language=language, prompt=prompt, logprobs=logprobs
+    ):
         deltas.append(delta)
         checkpoint()
     return deltas
@@ -779,16 +788,26 @@ class VoicePool:
         language: str | None,
         prompt: str | None,
         kill: bool = True,
+        logprobs: bool = False,
     ) -> list[str]:
         """Transcribe one utterance in the session's ``asr`` lane.
 
         A transcriber that cannot be pickled runs on the ``io`` threads.
         Pass the lane from :meth:`transcription_lane` (``None``: a new one).
+        ``logprobs``: ask an engine that gives them for log probabilities.
         """
         if lane is None:
             lane = self.transcription_lane(transcriber)
         deltas: list[str] = await self.run(
-            lane, _transcribe, transcriber, pcm16, rate, language, prompt, kill=kill
+            lane,
+            _transcribe,
+            transcriber,
+            pcm16,
+            rate,
+            language,
+            prompt,
+            logprobs,
+            kill=kill,
         )
         return deltas
 

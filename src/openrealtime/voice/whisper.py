@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ from typing import Any, Final
 import numpy as np
 
 from openrealtime import audio
-from openrealtime.voice.asr import UnsupportedLanguage
+from openrealtime.models import LogProb
+from openrealtime.voice.asr import TokenUsage, TranscriptDelta, UnsupportedLanguage
 
 
 __all__ = [
@@ -62,6 +64,10 @@ PACKAGED_SHA256: Final = (
 
 # Whisper's own input rate.
 _RATE: Final = 16000
+# Whisper's encoder gives one position per 20 ms of audio (1500 per 30 s).
+_AUDIO_TOKENS_PER_SECOND: Final = 50
+# The smallest probability whose log is taken (a word's can round to 0).
+_TINY: Final = 1e-30
 # -70 dBFS: quieter than any microphone's own noise. Whisper invents words
 # ("Thank you.") on silence, so silence gets no decode at all.
 _SILENT_RMS: Final = 10 ** (-70 / 20)
@@ -176,7 +182,14 @@ class WhisperTranscriber:
 
     Deltas: faster-whisper decodes 30-second windows lazily, so the words of
     each window are yielded as soon as it is decoded (``"Hello"``,
-    ``" there."``).
+    ``" there."``). Each is a :class:`~openrealtime.voice.asr.TranscriptDelta`
+    carrying the transcript's token usage so far: audio tokens are the
+    encoder positions that hold the audio (one per 20 ms), text tokens the
+    prompt's, output tokens the text tokens decoded. With ``logprobs=True``
+    the decode also aligns words to the audio (faster-whisper's
+    ``word_timestamps``, a few tens of ms more) and each delta carries one
+    log probability: its word's, the log of the mean probability of the
+    word's tokens as faster-whisper reports it.
 
     Building one loads the model (about 0.3 s for tiny.en, after checking
     the packaged model's SHA-256); reuse the instance. ``num_workers``
@@ -196,6 +209,9 @@ class WhisperTranscriber:
     """
 
     rate: int = _RATE
+    #: ``transcribe`` takes ``logprobs=True``
+    #: (:func:`~openrealtime.voice.asr.wants_logprobs`).
+    gives_logprobs: bool = True
 
     def __init__(
         self,
@@ -263,8 +279,14 @@ class WhisperTranscriber:
         return "en"
 
     def transcribe(
-        self, pcm16: bytes, rate: int, *, language: str | None, prompt: str | None
-    ) -> Iterator[str]:
+        self,
+        pcm16: bytes,
+        rate: int,
+        *,
+        language: str | None,
+        prompt: str | None,
+        logprobs: bool = False,
+    ) -> Iterator[TranscriptDelta]:
         """Yield the words of an utterance as text deltas.
 
         The language is checked at once, so the error comes from this call;
@@ -275,6 +297,7 @@ class WhisperTranscriber:
             rate: Its sample rate in Hz.
             language: None or a language the model knows.
             prompt: Whisper's initial prompt (None or blank: none).
+            logprobs: Give each delta its word's log probability.
 
         Returns:
             An iterator of deltas; their concatenation is the transcript.
@@ -283,11 +306,19 @@ class WhisperTranscriber:
             UnsupportedLanguage: The model cannot transcribe ``language``.
         """
         code = self.check_language(language)
-        return self._deltas(pcm16, rate, code, (prompt or "").strip() or None)
+        return self._deltas(
+            pcm16, rate, code, (prompt or "").strip() or None, logprobs=logprobs
+        )
 
     def _deltas(
-        self, pcm16: bytes, rate: int, language: str | None, prompt: str | None
-    ) -> Iterator[str]:
+        self,
+        pcm16: bytes,
+        rate: int,
+        language: str | None,
+        prompt: str | None,
+        *,
+        logprobs: bool,
+    ) -> Iterator[TranscriptDelta]:
         pcm = audio.resample(pcm16, rate, _RATE) if rate != _RATE else pcm16
         x = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         if x.size == 0 or float(np.sqrt(np.mean(x * x))) < _SILENT_RMS:
@@ -299,10 +330,45 @@ class WhisperTranscriber:
             initial_prompt=prompt,
             condition_on_previous_text=False,
             without_timestamps=True,
+            word_timestamps=logprobs,
             vad_filter=False,
         )
+        audio_tokens = math.ceil(x.size * _AUDIO_TOKENS_PER_SECOND / _RATE)
+        text_tokens = 0
+        if prompt is not None:  # as faster-whisper encodes its initial prompt
+            encoded = self._model.hf_tokenizer.encode(
+                " " + prompt, add_special_tokens=False
+            )
+            text_tokens = len(encoded.ids)
+        output_tokens = 0
         first = True
         for segment in segments:
-            for word in str(segment.text).split():
-                yield word if first else " " + word
+            output_tokens += len(segment.tokens)
+            usage = TokenUsage(audio_tokens, text_tokens, output_tokens)
+            if logprobs:
+                # faster-whisper's words keep their leading space ("-sposed"
+                # follows "old" without one), so they join as they come.
+                pieces = [
+                    (str(w.word), math.log(max(float(w.probability), _TINY)))
+                    for w in segment.words or ()
+                ]
+            else:
+                pieces = [(" " + w, 0.0) for w in str(segment.text).split()]
+            for word, logprob in pieces:
+                text = word.lstrip() if first else word
+                if not text.strip():
+                    continue
                 first = False
+                yield TranscriptDelta(
+                    text,
+                    logprobs=(
+                        [
+                            LogProb(
+                                token=text, logprob=logprob, bytes=list(text.encode())
+                            )
+                        ]
+                        if logprobs
+                        else None
+                    ),
+                    usage=usage,
+                )
