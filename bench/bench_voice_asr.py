@@ -401,16 +401,28 @@ async def one_turn(url: str, pcm24: bytes) -> dict[str, Any]:
     return marks
 
 
-#: Live variants: (label, pipeline arguments, early transcription on).
-LIVE_VARIANTS: dict[str, tuple[dict[str, str], bool]] = {
-    "default": ({"vad": "auto", "transcription": "auto", "speech": "auto"}, True),
+#: Live variants: (label, pipeline arguments, early transcription on,
+#: Whisper's shortest encoder window in seconds: None is the default).
+LIVE_VARIANTS: dict[str, tuple[dict[str, str], bool, float | None]] = {
+    "default": (
+        {"vad": "auto", "transcription": "auto", "speech": "auto"},
+        True,
+        None,
+    ),
+    "default, 30 s Whisper window": (
+        {"vad": "auto", "transcription": "auto", "speech": "auto"},
+        True,
+        30.0,
+    ),
     "default, no early decode": (
         {"vad": "auto", "transcription": "auto", "speech": "auto"},
         False,
+        None,
     ),
     "pocketsphinx + espeak": (
         {"vad": "silero", "transcription": "pocketsphinx", "speech": "espeak"},
         True,
+        None,
     ),
 }
 
@@ -427,10 +439,14 @@ async def bench_live_one(quick: bool, label: str, per_clip: bool = False) -> Non
 
     from openrealtime.server import Settings, early
     from openrealtime.server.pipeline import Pipeline
+    from openrealtime.voice import whisper
 
-    fields, early_on = LIVE_VARIANTS[label]
+    fields, early_on, window_s = LIVE_VARIANTS[label]
     pipeline = Pipeline(**fields)
     observe = early.EarlyTranscription.observe
+    default_window = whisper.DEFAULT_WINDOW_S
+    if window_s is not None:
+        whisper.DEFAULT_WINDOW_S = window_s
     if not early_on:  # the variant without it: nothing starts before the commit
         early.EarlyTranscription.observe = lambda self, session: None  # type: ignore[method-assign]
     clips = list(human_clips())
@@ -448,7 +464,8 @@ async def bench_live_one(quick: bool, label: str, per_clip: bool = False) -> Non
                 if per_clip:
                     print(
                         f"  {name}: {len(pcm) / 2 / rate:.1f} s, "
-                        + ", ".join(f"{key} {lat[key][-1]:.0f} ms" for key in lat),
+                        + ", ".join(f"{key} {lat[key][-1]:.0f} ms" for key in lat)
+                        + f": {marks.get('text', '')!r}",
                         flush=True,
                     )
                 e, w = wer_counts(ref, marks.get("text", ""))
@@ -456,6 +473,7 @@ async def bench_live_one(quick: bool, label: str, per_clip: bool = False) -> Non
                 words += w
     finally:
         early.EarlyTranscription.observe = observe  # type: ignore[method-assign]
+        whisper.DEFAULT_WINDOW_S = default_window
     print(f"\n### Live server, {label} ({pipeline.describe()})\n")
     print(
         f"{len(clips)} human clips streamed at real time, silence_duration_ms 200, "

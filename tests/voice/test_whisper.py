@@ -56,12 +56,15 @@ def test_human_speech_is_understood(whisper: WhisperTranscriber) -> None:
     got = words("".join(deltas))
     # tiny.en hears "ill-disposed" as "old-sposed" without a hint (1-2 of 8 words).
     assert len(set(reference) - set(got)) <= 2, got
-    # The same audio at the Realtime rate (24 kHz) gives the same words.
+    # The same audio at the Realtime rate (24 kHz) gives the same words, but
+    # for the misheard one, which varies with the resampler's rounding
+    # ("old-sposed", "old-supposed") since the encoder reads a 15 s window.
     pcm24 = audio.resample(pcm, rate, 24000)
-    assert (
-        words("".join(whisper.transcribe(pcm24, 24000, language="en-US", prompt=None)))
-        == got
+    at24 = words(
+        "".join(whisper.transcribe(pcm24, 24000, language="en-US", prompt=None))
     )
+    assert len(at24) == len(got)
+    assert sum(a != b for a, b in zip(at24, got, strict=True)) <= 1, (at24, got)
 
 
 def test_prompt_is_the_initial_prompt(whisper: WhisperTranscriber) -> None:
@@ -210,3 +213,23 @@ def test_a_name_resolves_through_faster_whispers_cache(tmp_path: Path) -> None:
     )
     assert out.returncode != 0
     assert "ModelError: cannot load Whisper model small.en (name)" in out.stderr
+
+
+def test_the_short_window_hears_what_the_full_window_hears(
+    whisper: WhisperTranscriber,
+) -> None:
+    """The encoder reads 15 s, not Whisper's 30 s, when the audio fits with
+    a second to spare: the same words as the full window on a short turn;
+    longer audio gets the full window, so the same transcript."""
+    full = WhisperTranscriber(window_s=30)
+    pcm, rate = human_clip("librivox/sense_and_sensibility_01_austen_64kb-0870.wav")
+    gap = audio.silence(300, rate)
+
+    def heard(t: WhisperTranscriber, pcm: bytes) -> list[str]:
+        return words("".join(t.transcribe(pcm, rate, language=None, prompt=None)))
+
+    short_words, full_words = heard(whisper, pcm), heard(full, pcm)
+    assert short_words.count("dashwood") == 1
+    assert len(set(short_words) ^ set(full_words)) <= 1, (short_words, full_words)
+    long = (pcm + gap) * 3  # 23 s: more than 15 s
+    assert heard(whisper, long) == heard(full, long)

@@ -3,7 +3,8 @@
 Server VAD commits a turn only after ``silence_duration_ms`` of silence (200
 to 500 ms), and the transcript, which the response waits for, used to start
 only then. Whisper's cost per utterance is nearly fixed (its encoder always
-reads a 30 s window), so the fastest transcript is one whose decode starts
+reads a window of at least 15 s, see
+:mod:`openrealtime.voice.whisper`), so the fastest transcript is one whose decode starts
 the moment the user stops speaking.
 
 :class:`EarlyTranscription` watches a session after each appended chunk

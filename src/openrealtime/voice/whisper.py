@@ -43,6 +43,7 @@ from openrealtime.voice.asr import TokenUsage, TranscriptDelta, UnsupportedLangu
 
 __all__ = [
     "DEFAULT_MODEL",
+    "DEFAULT_WINDOW_S",
     "ModelError",
     "PACKAGED_MODEL_PACKAGE",
     "PACKAGED_SHA256",
@@ -62,8 +63,15 @@ PACKAGED_SHA256: Final = (
     "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 )
 
+#: Seconds of audio the encoder reads when the utterance and one second more
+#: fit (else Whisper's own 30 s window). See :class:`WhisperTranscriber`.
+DEFAULT_WINDOW_S: float = 15.0
+
 # Whisper's own input rate.
 _RATE: Final = 16000
+# Mel frames per second, and the frames read past the end of the audio.
+_FRAMES_PER_S: Final = 100
+_WINDOW_MARGIN_FRAMES: Final = 100
 # Whisper's encoder gives one position per 20 ms of audio (1500 per 30 s).
 _AUDIO_TOKENS_PER_SECOND: Final = 50
 # The smallest probability whose log is taken (a word's can round to 0).
@@ -187,9 +195,20 @@ class WhisperTranscriber:
     encoder positions that hold the audio (one per 20 ms), text tokens the
     prompt's, output tokens the text tokens decoded. With ``logprobs=True``
     the decode also aligns words to the audio (faster-whisper's
-    ``word_timestamps``, a few tens of ms more) and each delta carries one
+    ``word_timestamps``, a word-alignment pass) and each delta carries one
     log probability: its word's, the log of the mean probability of the
     word's tokens as faster-whisper reports it.
+
+    Window: Whisper reads audio in 30-second windows, the encoder's cost is
+    per window whatever the audio's length, and it is most of a short
+    turn's decode. CTranslate2 takes shorter windows, so when the audio and
+    one second more fit in ``window_s`` seconds (15 by default) the encoder
+    reads only those; longer audio gets Whisper's own 30 s windows. On the
+    issue-16 clips this cut a short turn's CPU by about 40 % at the same
+    WER. Windows cut close to the speech make Whisper repeat itself ("10 of
+    clubs 10 of clubs"): a 10 s window still did now and then, and so did
+    22 s of speech in a 23 s window, hence the fixed 15 s
+    (``bench/README.md``). ``30`` gives Whisper's own windows.
 
     Building one loads the model (about 0.3 s for tiny.en, after checking
     the packaged model's SHA-256); reuse the instance. ``num_workers``
@@ -202,6 +221,9 @@ class WhisperTranscriber:
         beam_size: Beam width (1 is greedy: faster, a little less accurate).
         compute_type: CTranslate2 compute type (``int8`` on CPU).
         device: ``cpu``, ``cuda`` or ``auto``.
+        window_s: The encoder's window for audio that fits in it with a
+            second to spare, in seconds (None: :data:`DEFAULT_WINDOW_S`; 30
+            or more: Whisper's own windows).
 
     Raises:
         ModelError: The model cannot be resolved, verified or loaded.
@@ -222,8 +244,11 @@ class WhisperTranscriber:
         beam_size: int = 5,
         compute_type: str = "int8",
         device: str = "cpu",
+        window_s: float | None = None,
     ) -> None:
-        from faster_whisper import WhisperModel  # type: ignore[import-untyped]
+        window = DEFAULT_WINDOW_S if window_s is None else window_s
+        self.window_s = window
+        WhisperModel = _model_class(round(window * _FRAMES_PER_S))
 
         self.resolved = resolve_model(model)
         if self.resolved.sha256 is not None:
@@ -372,3 +397,42 @@ class WhisperTranscriber:
                     ),
                     usage=usage,
                 )
+
+
+def _trim_window(features: Any, min_frames: int) -> Any:
+    """Cut a padded window of mel features to what the encoder must read.
+
+    faster-whisper pads each window to 30 s with exact zeros (a real mel
+    column is never all zeros after Whisper's normalization). When the
+    audio's columns and :data:`_WINDOW_MARGIN_FRAMES` more fit in
+    ``min_frames``, the window is cut to ``min_frames``; otherwise it stays
+    whole (a window cut close to the speech makes Whisper repeat itself).
+    """
+    columns = features.reshape(-1, features.shape[-1])
+    used = np.flatnonzero(np.any(columns != 0, axis=0))
+    content = int(used[-1]) + 1 if used.size else 0
+    frames = min_frames + min_frames % 2  # even: the encoder's stride is 2
+    if content + _WINDOW_MARGIN_FRAMES > frames or frames >= features.shape[-1]:
+        return features
+    return np.ascontiguousarray(features[..., :frames])
+
+
+_model_classes: dict[int, Any] = {}
+
+
+def _model_class(min_frames: int) -> Any:
+    """faster-whisper's ``WhisperModel``, with windows cut to
+    ``min_frames`` mel frames when the audio and one second more fit."""
+    from faster_whisper import WhisperModel  # type: ignore[import-untyped]
+
+    if min_frames >= 3000:
+        return WhisperModel
+    cls = _model_classes.get(min_frames)
+    if cls is None:
+
+        class ShortWindowWhisperModel(WhisperModel):  # type: ignore[misc]
+            def encode(self, features: Any) -> Any:
+                return super().encode(_trim_window(features, min_frames))
+
+        cls = _model_classes[min_frames] = ShortWindowWhisperModel
+    return cls
