@@ -1,10 +1,12 @@
 """Soak: many sessions streaming audio at real time, plus the fuzzer (issue 14).
 
 Bounded and stops by itself. One ``openrealtime serve`` runs with server VAD
-(``--vad``, default ``webrtc``: Silero costs about 50 ms of CPU per second of
-audio, so 1,000 real-time Silero sessions need ~50 cores) and no speech.
+(``--vad``, default ``energy``: what 1,000 real-time sessions fit on a 2-core
+machine; WebRTC and Silero score more slowly, see bench/README.md, "Soak")
+and no transcription or speech.
 Client processes open ``--sessions`` sessions that stream speech and silence
-at real time (``--append-ms`` per append, server VAD on, no responses); a
+at real time (``--append-ms`` per append, server VAD on, no responses; each
+committed turn deleted unless ``--keep-items``); a
 fuzzer process sends mutated frames (the mutator of ``tests/test_fuzz.py``)
 over a few connections, reconnecting when one is closed; a bystander sends a
 ``session.update`` every 100 ms and times the reply. Every ``--sample``
@@ -14,7 +16,8 @@ fuzz frames sent, sessions dropped, and escaped exceptions (tracebacks in the
 server's log).
 
     python bench/bench_soak.py [--sessions 1000] [--seconds 600]
-        [--append-ms 100] [--vad webrtc] [--fuzz-rate 200] [--json-out FILE]
+        [--append-ms 100] [--vad energy] [--keep-items] [--fuzz-rate 200]
+        [--json-out FILE]
 
 The issue's run is the default (1,000 sessions, 10 minutes); ``--sessions``
 and ``--seconds`` run it smaller.
@@ -198,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=600.0)
     parser.add_argument("--append-ms", type=int, default=100)
     parser.add_argument(
-        "--vad", default="webrtc", choices=["webrtc", "silero", "energy"]
+        "--vad", default="energy", choices=["webrtc", "silero", "energy"]
     )
     parser.add_argument(
         "--keep-items",

@@ -95,7 +95,10 @@ def test_flags_and_env(tmp_path: object) -> None:
         fixtures=str(fixture),
     )
     assert isinstance(settings.responder(), ScriptedResponder)
-    assert settings.scorer_factory is None
+    # The engine's energy scores, computed with numpy (voice workers' CPU).
+    from openrealtime.voice import vad
+
+    assert settings.scorer_factory is vad.engine_energy_scorer
 
 
 def test_env_only() -> None:
