@@ -40,16 +40,7 @@ import voiceload  # noqa: E402
 
 def server_cmd(driver: str) -> list[str]:
     cmd = [
-        benchlib.PYTHON,
-        "-m",
-        "openrealtime",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-        "--log-level",
-        "warning",
+        *benchlib.SERVE,
         "--vad",
         "silero",
         "--transcription",

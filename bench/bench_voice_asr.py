@@ -571,16 +571,7 @@ def bench_idle(quick: bool) -> None:
 
     benchlib.warn_if_busy()
     cmd = [
-        benchlib.PYTHON,
-        "-m",
-        "openrealtime",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-        "--log-level",
-        "warning",
+        *benchlib.SERVE,
     ]
     server = benchlib.start_server(
         "openrealtime-default", None, Path("/tmp/openrealtime-bench"), cmd_template=cmd

@@ -46,6 +46,7 @@ from tests.webrtc.helpers import Client  # noqa: E402
 
 from benchlib import (  # noqa: E402
     PYTHON,
+    SERVE,
     SESSION_UPDATE,
     cpu_plan,
     machine_info,
@@ -65,16 +66,7 @@ UPDATE = json.dumps(SESSION_UPDATE)
 
 def server_command(fixture: Path) -> list[str]:
     return [
-        PYTHON,
-        "-m",
-        "openrealtime",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-        "--log-level",
-        "warning",
+        *SERVE,
         "--vad",
         "energy",
         "--transcription",

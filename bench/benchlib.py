@@ -137,50 +137,30 @@ SESSION_UPDATED_BYTES = _event(
 # --------------------------------------------------------------------------- #
 # Variants: how to start each server. {port} is filled in.
 
+#: ``openrealtime serve`` on loopback, quiet: the start of every command that
+#: runs our server (variants and the voice benchmarks add their flags).
+SERVE: list[str] = [
+    PYTHON,
+    "-m",
+    "openrealtime",
+    "serve",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "{port}",
+    "--log-level",
+    "warning",
+]
+
 VARIANTS: dict[str, list[str]] = {
-    "openrealtime": [
-        PYTHON,
-        "-m",
-        "openrealtime",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-        "--log-level",
-        "warning",
-    ],
+    "openrealtime": SERVE,
     # The same server on its ASGI driver (not in the default set).
-    "openrealtime-asgi": [
-        PYTHON,
-        "-m",
-        "openrealtime",
-        "serve",
-        "--driver",
-        "asgi",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-        "--log-level",
-        "warning",
-    ],
+    "openrealtime-asgi": [*SERVE, "--driver", "asgi"],
     # The same server run from another source tree: the directory named by
     # $BENCH_BASE_SRC (e.g. `git archive BASE src | tar -x -C /tmp/base`, then
     # BENCH_BASE_SRC=/tmp/base/src), to compare a change with what it changes,
     # interleaved in one run. Not in the default set.
-    "openrealtime-base": [
-        PYTHON,
-        "-m",
-        "openrealtime",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-        "--log-level",
-        "warning",
-    ],
+    "openrealtime-base": SERVE,
     "peer-fastapi": [PYTHON, str(BENCH_DIR / "servers" / "peer_fastapi.py"), "{port}"],
     "echo-uvicorn": [PYTHON, str(BENCH_DIR / "servers" / "echo_uvicorn.py"), "{port}"],
     "echo-picows": [PYTHON, str(BENCH_DIR / "servers" / "echo_picows.py"), "{port}"],
