@@ -15,7 +15,6 @@ chunks. Closing the iterator early kills the process.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -25,8 +24,7 @@ from openrealtime import audio
 from openrealtime.voice.tts import (
     DEFAULT_VOICE,
     OUTPUT_RATE,
-    SynthesisError,
-    wav_chunks,
+    speak,
 )
 
 
@@ -124,24 +122,6 @@ class FliteSynthesizer:
 
     def _run(self, text: str, voice: str, speed: float) -> Iterator[bytes]:
         if not text.strip():
-            return
+            return iter(())
         argv = self.command(text, voice=voice, speed=speed)
-        try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                bufsize=0,
-            )
-        except OSError as exc:
-            raise SynthesisError(f"cannot run {argv[0]}: {exc}") from exc
-        with proc:
-            try:
-                yield from self._stream(proc)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-
-    def _stream(self, proc: subprocess.Popen[bytes]) -> Iterator[bytes]:
-        return wav_chunks(proc, "flite", self.rate, self.chunk_bytes)
+        return speak(argv, "flite", self.rate, self.chunk_bytes)

@@ -35,6 +35,7 @@ __all__ = [
     "VOICES",
     "available",
     "espeak_rate",
+    "speak",
     "wav_chunks",
 ]
 
@@ -286,34 +287,56 @@ class EspeakSynthesizer:
 
     def _run(self, text: str, argv: list[str]) -> Iterator[bytes]:
         if not text.strip():
-            return
-        try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                bufsize=0,
-            )
-        except OSError as exc:
-            raise SynthesisError(f"cannot run {argv[0]}: {exc}") from exc
-        # Leaving the with block closes the pipes and reaps the process.
-        with proc:
-            try:
-                yield from self._stream(proc, text)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
+            return iter(())
+        return speak(argv, "espeak-ng", self.rate, self.chunk_bytes, stdin=text)
 
-    def _stream(self, proc: subprocess.Popen[bytes], text: str) -> Iterator[bytes]:
-        stdin = _pipe(proc.stdin)
-        # An early death of espeak-ng breaks the pipe; its exit status,
-        # checked below, says why. The pipe is unbuffered, so close() never
-        # writes.
-        with contextlib.suppress(BrokenPipeError):
-            stdin.write(text.replace("\x00", " ").encode("utf-8"))
-        stdin.close()
-        yield from wav_chunks(proc, "espeak-ng", self.rate, self.chunk_bytes)
+
+def speak(
+    argv: list[str],
+    program: str,
+    rate: int,
+    chunk_bytes: int,
+    *,
+    stdin: str | None = None,
+) -> Iterator[bytes]:
+    """Run a speech program that writes a WAV to its stdout, and yield that
+    audio as :func:`wav_chunks` does; closing the iterator kills the program.
+
+    Args:
+        argv: the command.
+        program: its name, for errors.
+        rate: the output rate.
+        chunk_bytes: the size of the pieces yielded.
+        stdin: text written to its standard input (``None``: none).
+
+    Raises:
+        SynthesisError: it cannot be started, or it failed.
+    """
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
+        )
+    except OSError as exc:
+        raise SynthesisError(f"cannot run {argv[0]}: {exc}") from exc
+    # Leaving the with block closes the pipes and reaps the process.
+    with proc:
+        try:
+            if stdin is not None:
+                pipe = _pipe(proc.stdin)
+                # An early death of the program breaks the pipe; its exit
+                # status, checked by wav_chunks, says why. The pipe is
+                # unbuffered, so close() never writes.
+                with contextlib.suppress(BrokenPipeError):
+                    pipe.write(stdin.replace("\x00", " ").encode("utf-8"))
+                pipe.close()
+            yield from wav_chunks(proc, program, rate, chunk_bytes)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
 
 
 def wav_chunks(
