@@ -145,7 +145,7 @@ class CallRouter:
                     logger.exception("call relay: bad message")
         finally:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
 
     def _handle(self, message: dict[str, Any]) -> None:
         op = message["op"]
