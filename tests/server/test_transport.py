@@ -193,18 +193,20 @@ async def test_invalid_utf8_closes_1007(raw: RawClient) -> None:
     assert code == 1007
 
 
-async def test_client_close_is_echoed_and_cleaned_up(
-    open_server: LiveServer,
-) -> None:
-    """The client's close code comes back; the session is counted closed."""
-    before = open_connections(open_server)
-    async with connect(open_server.ws_url(model="gpt-realtime")) as ws:
-        await ws.recv()
-        await wait_for(lambda: open_connections(open_server) == before + 1, "open")
-        await ws.close(4321, "bye")
-    assert ws.close_code == 4321
-    assert ws.close_reason == "bye"
-    await wait_for(lambda: open_connections(open_server) == before, "clean-up")
+async def test_client_close_is_echoed_and_cleaned_up(driver: str) -> None:
+    """The client's close code comes back; the session is counted closed.
+
+    A server of its own: on the module's shared one, an earlier test's
+    session could still be closing, so the count moved under this one.
+    """
+    with running_server(Settings(pace=0), driver) as live:
+        async with connect(live.ws_url(model="gpt-realtime")) as ws:
+            await ws.recv()
+            await wait_for(lambda: open_connections(live) == 1, "open")
+            await ws.close(4321, "bye")
+        assert ws.close_code == 4321
+        assert ws.close_reason == "bye"
+        await wait_for(lambda: open_connections(live) == 0, "clean-up")
 
 
 async def test_session_close_closes_1000(raw: RawClient) -> None:
