@@ -230,3 +230,105 @@ def test_a_whisper_listener_understands_piper(synth: PiperSynthesizer) -> None:
         listener.transcribe(say(synth, sentence), 24000, language="en", prompt=None)
     )
     assert words(heard) == words(sentence), heard
+
+
+def pipers(pid: int) -> set[int]:
+    """The ids of ``pid``'s child processes that run piper's server."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(c) for c in (task / "children").read_text().split())
+    return {c for c in found if b"piper.http_server" in cmdline(c)}
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+@needs_piper
+def test_openrealtime_serve_speech_piper(tmp_path: Path) -> None:
+    """``openrealtime serve --speech piper``, as a user runs it: openai-python's
+    ``audio.speech`` and a Realtime audio reply are piper's voice (a Whisper
+    listener understands both), one piper process serves both, and it ends
+    when the server does."""
+    import asyncio
+    import base64
+    import json
+    import socket
+    import urllib.request
+
+    import openai
+    import websockets
+
+    from openrealtime.voice.whisper import WhisperTranscriber
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "server.log"
+    argv = [sys.executable, "-m", "openrealtime", "serve", "--port", str(port)]
+    argv += ["--speech", "piper", "--transcription", "none", "--vad", "energy"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    listener = WhisperTranscriber()
+    REPLY = "Please water the plants while I am away."
+
+    def heard(pcm: bytes, rate: int) -> list[str]:
+        text = listener.transcribe(pcm, rate, language="en", prompt=None)
+        return words("".join(text))
+
+    with log.open("wb") as out:
+        server = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            for _ in range(300):
+                assert server.poll() is None, log.read_text()
+                try:
+                    urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/healthz", timeout=5
+                    )
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="-")
+            sentence = "The train to Boston leaves early in the morning."
+            spoken = client.audio.speech.create(
+                model="tts-1", voice="alloy", input=sentence, response_format="pcm"
+            ).content
+            assert heard(spoken, 24000) == words(sentence)
+            (piper_pid,) = pipers(server.pid)
+
+            async def realtime_reply() -> bytes:
+                url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
+                async with websockets.connect(url) as ws:
+                    await ws.recv()  # session.created
+                    item = {
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": REPLY}],
+                    }
+                    await ws.send(
+                        json.dumps({"type": "conversation.item.create", "item": item})
+                    )
+                    await ws.send(json.dumps({"type": "response.create"}))
+                    pcm = b""
+                    async for frame in ws:
+                        event = json.loads(frame)
+                        if event["type"] == "response.output_audio.delta":
+                            pcm += base64.b64decode(event["delta"])
+                        elif event["type"] == "response.done":
+                            assert event["response"]["status"] == "completed", event
+                            return pcm
+                raise AssertionError("no response.done")
+
+            assert heard(asyncio.run(realtime_reply()), 24000) == words(REPLY)
+            assert pipers(server.pid) == {piper_pid}  # the same process
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    output = log.read_text()
+    # uvicorn shuts down cleanly, then re-raises the SIGTERM it caught.
+    assert server.returncode in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete." in output
+    assert "speech=piper (en_US-joe-medium (packaged))" in output
+    assert gone(piper_pid)
