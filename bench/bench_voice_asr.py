@@ -275,11 +275,26 @@ def bench_tts(quick: bool) -> None:
 
     listener = WhisperTranscriber(num_workers=1)
     sentences = SENTENCES[:3] if quick else SENTENCES
-    synths = {"flite": FliteSynthesizer(), "espeak": EspeakSynthesizer()}
+    synths: dict[str, Any] = {
+        "flite": FliteSynthesizer(),
+        "espeak": EspeakSynthesizer(),
+    }
+    from openrealtime.voice import piper
+
+    if piper.available() and piper._packaged_model() is not None:
+        # One speaker (joe): every voice name sounds the same; its own process.
+        synths["piper"] = piper.PiperSynthesizer()
     print("\n### Voices read back by a Whisper listener (tiny.en, beam 5)\n")
     print(f"{len(sentences)} sentences per voice, speed 1.0.\n")
-    print("| voice | flite voice | flite WER | espeak WER | flite RTF | espeak RTF |")
-    print("|---|---|--:|--:|--:|--:|")
+    names = list(synths)
+    print(
+        "| voice | flite voice | "
+        + " | ".join(f"{n} WER" for n in names)
+        + " | "
+        + " | ".join(f"{n} RTF" for n in names)
+        + " |"
+    )
+    print("|---|---|" + "--:|" * (2 * len(names)))
     firsts: dict[str, list[float]] = {k: [] for k in synths}
     totals: dict[str, list[int]] = {k: [0, 0] for k in synths}
     for voice, spec in FLITE.items():
@@ -306,11 +321,18 @@ def bench_tts(quick: bool) -> None:
             row[engine] = (pct(edits, words), wall / seconds)
         f0 = f"{spec.name} {spec.f0} Hz" if spec.f0 else spec.name
         print(
-            f"| {voice} | {f0} | {row['flite'][0]} | {row['espeak'][0]} | "
-            f"{row['flite'][1]:.3f} | {row['espeak'][1]:.3f} |"
+            f"| {voice} | {f0} | "
+            + " | ".join(row[n][0] for n in names)
+            + " | "
+            + " | ".join(f"{row[n][1]:.3f}" for n in names)
+            + " |"
         )
-    flite_all, espeak_all = pct(*totals["flite"]), pct(*totals["espeak"])
-    print(f"| **all** | | **{flite_all}** | **{espeak_all}** | | |")
+    print(
+        "| **all** | | "
+        + " | ".join(f"**{pct(*totals[n])}**" for n in names)
+        + " |"
+        + " |" * len(names)
+    )
     for engine, values in firsts.items():
         print(
             f"\n{engine}: first 40 ms chunk of a sentence p50 "
@@ -320,6 +342,8 @@ def bench_tts(quick: bool) -> None:
             end="",
         )
     print()
+    if "piper" in synths:
+        synths["piper"].close()
 
 
 # --- Live server ---------------------------------------------------------------------

@@ -24,7 +24,7 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip 2>/dev/null || true
-.venv/bin/python -m pip install -q -e ".[test,webrtc,whisper]"
+.venv/bin/python -m pip install -q -e ".[test,webrtc,whisper,piper]"
 # The Node clients, as locked: the compatibility suite's (tests/compat/node)
 # and the stock @openai/agents-realtime of the browser WebRTC test
 # (tests/webrtc/js). npm comes with nodejs where nodejs is NodeSource's build

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from openrealtime import audio
@@ -105,6 +106,67 @@ def test_transcription_json_text_and_stream(backend: LiveServer) -> None:
     assert (
         "".join(e["delta"] for e in events[:-1]) == events[-1]["text"] == body["text"]
     )
+
+
+def check_word_logprobs(
+    deltas: list[str], logprobs: list[list[dict[str, Any]]]
+) -> None:
+    """Whisper's log probabilities: one per delta (its word), of that word."""
+    assert len(deltas) == len(logprobs) >= 5
+    for delta, entries in zip(deltas, logprobs, strict=True):
+        (entry,) = entries
+        assert entry["token"] == delta and entry["bytes"] == list(delta.encode())
+        assert -30 < entry["logprob"] <= 0
+    # The recognizer's own numbers, not a constant.
+    assert len({e[0]["logprob"] for e in logprobs}) > 1
+
+
+def test_transcription_logprobs(backend: LiveServer) -> None:
+    """include[]=logprobs (as openai-python sends it): the JSON answer, each
+    streamed delta and the done event carry Whisper's word logprobs."""
+    url = f"{backend.http}/v1/audio/transcriptions"
+    files = {"file": ("clip.wav", clip_wav(), "audio/wav")}
+    data = {"model": "gpt-4o-transcribe", "include[]": "logprobs"}
+    r = httpx.post(url, headers=auth(), files=files, data=data, timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert list(body) == ["text", "logprobs", "usage"]
+    assert "".join(e["token"] for e in body["logprobs"]) == body["text"]
+    with httpx.stream(
+        "POST",
+        url,
+        headers=auth(),
+        files=files,
+        data={**data, "stream": "true"},
+        timeout=60,
+    ) as r:
+        events = [json.loads(line[6:]) for line in r.iter_lines() if line]
+    *deltas, done = events
+    check_word_logprobs([e["delta"] for e in deltas], [e["logprobs"] for e in deltas])
+    assert done["logprobs"] == [e["logprobs"][0] for e in deltas] == body["logprobs"]
+    # Not asked: no logprobs key anywhere.
+    r = httpx.post(
+        url, headers=auth(), files=files, data={"model": "whisper-1"}, timeout=60
+    )
+    assert "logprobs" not in r.json()
+    # An engine without them (PocketSphinx): null, as the Realtime events say.
+    r = httpx.post(
+        url,
+        headers=auth(),
+        files=files,
+        data={**data, "model": "pocketsphinx"},
+        timeout=60,
+    )
+    assert r.json()["logprobs"] is None
+    # Only with response_format json; only "logprobs" can be included.
+    for extra, param in (
+        ({"response_format": "text"}, "include"),
+        ({"include[]": "segments"}, "include"),
+    ):
+        r = httpx.post(
+            url, headers=auth(), files=files, data={**data, **extra}, timeout=60
+        )
+        assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
 
 
 def test_the_model_name_picks_the_engine(backend: LiveServer) -> None:
@@ -274,6 +336,26 @@ def test_remote_engines_use_the_backend(
 
     with pytest.raises(UnsupportedLanguage):
         list(remote.transcribe(pcm, rate, language="de", prompt=None))
+    # logprobs=True asks the backend for them; streamed or not, they come
+    # with the deltas, and are the backend's own.
+    from openrealtime.voice.asr import TranscriptDelta, wants_logprobs
+
+    assert wants_logprobs(remote)
+    for engine in (remote, plain):
+        got = list(
+            engine.transcribe(pcm, rate, language="en", prompt=None, logprobs=True)
+        )
+        assert all(isinstance(d, TranscriptDelta) and d.logprobs for d in got)
+        assert "".join(e.token for d in got for e in d.logprobs or ()).strip() == (
+            "".join(deltas).strip()
+        )
+    streamed = list(
+        remote.transcribe(pcm, rate, language="en", prompt=None, logprobs=True)
+    )
+    check_word_logprobs(
+        [str(d) for d in streamed],
+        [[msgspec.to_builtins(e) for e in d.logprobs or ()] for d in streamed],
+    )
     synth = RemoteSynthesizer(f"{backend.http}/v1", api_key=KEY)
     chunks = list(synth.synthesize("Good morning.", voice="coral", speed=1.0))
     assert len(chunks) > 5 and all(len(c) == synth.chunk_bytes for c in chunks[:-1])
@@ -311,6 +393,36 @@ async def test_realtime_over_a_remote_speech_server(frontend: LiveServer) -> Non
         base64.b64decode(e["delta"]) for e in of(events, "response.output_audio.delta")
     )
     assert len(spoken) > 24000 and audio.rms(spoken) > 0.01
+
+
+async def test_realtime_logprobs_through_a_remote_recognizer(
+    frontend: LiveServer,
+) -> None:
+    """include: item.input_audio_transcription.logprobs on the frontend: the
+    backend's Whisper word logprobs reach the delta and completed events."""
+    pcm, rate = human_clip(CLIP)
+    stream = audio.resample(pcm, rate, 24000) + audio.silence(1200, 24000)
+    patch = {
+        "include": ["item.input_audio_transcription.logprobs"],
+        "audio": {
+            "input": {
+                "transcription": {"model": "gpt-4o-transcribe"},
+                "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
+            }
+        },
+    }
+    events = await converse(frontend, patch, stream)
+    (completed,) = of(events, "conversation.item.input_audio_transcription.completed")
+    deltas = of(events, "conversation.item.input_audio_transcription.delta")
+    check_word_logprobs([d["delta"] for d in deltas], [d["logprobs"] for d in deltas])
+    assert completed["logprobs"] == [d["logprobs"][0] for d in deltas]
+    assert "".join(d["delta"] for d in deltas) == completed["transcript"]
+    # Not asked for: none, as with a local engine.
+    del patch["include"]
+    events = await converse(frontend, patch, stream)
+    assert all(
+        "logprobs" not in e for e in events if "input_audio_transcription" in e["type"]
+    )
 
 
 @pytest.fixture(scope="module")

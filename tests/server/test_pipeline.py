@@ -272,6 +272,27 @@ def test_missing_python_engines_asked_for_exit_2(
     assert Pipeline(transcription="auto").transcription_name() == "none"
 
 
+def test_piper_missing_or_misconfigured_exits_2(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--speech piper: a voice model that is not there, or no piper at all,
+    is one clear line and status 2; auto never picks piper."""
+    from openrealtime.voice import piper
+
+    code, err = serve_exit(
+        capsys, "--speech", "piper", "--speech-model", f"{tmp_path}/none.onnx"
+    )
+    assert code == 2 and "--speech piper: piper voice model" in err
+    assert "does not exist" in err
+    monkeypatch.setattr(piper, "available", lambda: False)
+    code, err = serve_exit(capsys, "--speech", "piper")
+    assert code == 2
+    assert "'piper' is not installed: pip install 'openrealtime[piper]'" in err
+    assert Pipeline(speech="auto").speech_name() != "piper"
+
+
 def test_an_unloadable_model_name_is_a_configuration_error() -> None:
     """A name that is neither packaged, cached nor downloadable (no such
     model anywhere; offline, nothing can be downloaded either)."""

@@ -18,6 +18,7 @@ Routes: WebSocket ``/v1/realtime`` and ``/realtime``; ``POST
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -607,6 +608,10 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await server.calls.aclose()  # WebRTC calls end with the server
+        # A speech engine with a process of its own (Piper) ends with it too.
+        close = getattr(settings.synthesizer, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)
 
     app = Starlette(routes=routes, middleware=[guard], lifespan=lifespan)
     app.state.realtime = server

@@ -3,8 +3,11 @@
 * ``POST /v1/audio/transcriptions``: multipart ``file`` (WAV; other
   containers when PyAV is installed, as the ``whisper`` extra does),
   ``model``, ``language``, ``prompt``, ``response_format`` (``json`` or
-  ``text``) and ``stream``. With ``stream=true`` the answer is a server-sent
-  event stream of ``transcript.text.delta`` events and one
+  ``text``), ``stream`` and ``include[]`` (``logprobs``, with
+  ``response_format=json``: the engine's log probabilities, Whisper's per
+  word, on the answer, each delta and the done event; ``null`` from an engine
+  without them). With ``stream=true`` the answer is a server-sent event
+  stream of ``transcript.text.delta`` events and one
   ``transcript.text.done``, as the hosted ``gpt-4o-transcribe`` models send.
 * ``POST /v1/audio/speech``: JSON ``model``, ``input``, ``voice``,
   ``speed``, ``response_format`` (``pcm``: raw PCM16 24 kHz mono, or
@@ -40,7 +43,7 @@ from openrealtime.exceptions import InvalidRequestError
 from openrealtime.server.handshake import bad_api_key, find_api_key, key_accepted
 from openrealtime.server.rest import RestResult, rest_error
 from openrealtime.server.settings import Settings
-from openrealtime.voice.asr import UnsupportedLanguage
+from openrealtime.voice.asr import UnsupportedLanguage, run_transcriber
 from openrealtime.voice.transcribe import iterate_in_thread
 from openrealtime.voice.tts import OUTPUT_RATE
 
@@ -211,6 +214,13 @@ class AudioApi:
                 )
             data = await upload.read(_MAX_UPLOAD + 1)
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            # openai-python sends lists as "include[]"; curl users "include".
+            include = [
+                v
+                for key in ("include[]", "include")
+                for v in form.getlist(key)
+                if isinstance(v, str)
+            ]
         finally:
             await form.close()
         if len(data) > _MAX_UPLOAD:
@@ -224,6 +234,20 @@ class AudioApi:
                 f"response_format {response_format!r} is not supported here; "
                 f"use one of: {', '.join(_TEXT_FORMATS)}",
                 "response_format",
+                "unsupported_value",
+            )
+        for value in include:
+            if value != "logprobs":
+                return _invalid(
+                    f"Invalid value for 'include': {value!r}. Supported: 'logprobs'.",
+                    "include",
+                    "invalid_value",
+                )
+        logprobs = "logprobs" in include
+        if logprobs and response_format != "json":
+            return _invalid(
+                "logprobs are only available with response_format 'json'.",
+                "include",
                 "unsupported_value",
             )
         stream = fields.get("stream", "false").strip().lower() in ("true", "1")
@@ -244,7 +268,9 @@ class AudioApi:
         def make() -> Iterator[str]:
             select = getattr(transcriber, "for_model", None)
             engine = transcriber if select is None else select(model)
-            return iter(engine.transcribe(pcm, rate, language=language, prompt=prompt))
+            return run_transcriber(
+                engine, pcm, rate, language=language, prompt=prompt, logprobs=logprobs
+            )
 
         stream_ = iterate_in_thread(make)
         # The first step starts the engine: a language it refuses is a 400.
@@ -267,7 +293,7 @@ class AudioApi:
         usage = {"type": "duration", "seconds": seconds}
         if stream:
             return StreamingResponse(
-                self._sse_transcript(first, stream_, usage),
+                self._sse_transcript(first, stream_, usage, logprobs),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache"},
             )
@@ -278,24 +304,35 @@ class AudioApi:
         text = "".join(deltas)
         if response_format == "text":
             return Response(text, media_type="text/plain; charset=utf-8")
-        body = json.dumps({"text": text, "usage": usage})
-        return Response(body, media_type="application/json")
+        answer: dict[str, Any] = {"text": text}
+        if logprobs:
+            answer["logprobs"] = _all_logprobs(deltas)
+        answer["usage"] = usage
+        return Response(json.dumps(answer), media_type="application/json")
 
     async def _sse_transcript(
         self,
         first: str | None,
         rest: AsyncIterator[str],
         usage: dict[str, Any],
+        logprobs: bool = False,
     ) -> AsyncIterator[bytes]:
         deltas: list[str] = []
+
+        def delta_event(delta: str) -> bytes:
+            event: dict[str, Any] = {"type": "transcript.text.delta", "delta": delta}
+            if logprobs:
+                event["logprobs"] = _all_logprobs([delta])
+            return _sse(event)
+
         async with contextlib.aclosing(rest):  # type: ignore[type-var]
             if first is not None:
                 deltas.append(first)
-                yield _sse({"type": "transcript.text.delta", "delta": first})
+                yield delta_event(first)
                 try:
                     async for delta in rest:
                         deltas.append(delta)
-                        yield _sse({"type": "transcript.text.delta", "delta": delta})
+                        yield delta_event(delta)
                 except Exception:
                     logger.exception("transcription failed while streaming")
                     yield _sse(
@@ -308,9 +345,11 @@ class AudioApi:
                         }
                     )
                     return
-        yield _sse(
-            {"type": "transcript.text.done", "text": "".join(deltas), "usage": usage}
-        )
+        done: dict[str, Any] = {"type": "transcript.text.done", "text": "".join(deltas)}
+        if logprobs:
+            done["logprobs"] = _all_logprobs(deltas)
+        done["usage"] = usage
+        yield _sse(done)
 
     # --- Speech ----------------------------------------------------------------------
 
@@ -407,6 +446,23 @@ class AudioApi:
                 "usage": {"type": "duration", "seconds": seconds},
             }
         )
+
+
+def _all_logprobs(deltas: list[str]) -> list[dict[str, Any]] | None:
+    """The log probabilities the deltas carry, in order, as JSON; None when
+    the engine gave none (PocketSphinx, a remote server without them)."""
+    found: list[dict[str, Any]] = []
+    given = False
+    for delta in deltas:
+        entries = getattr(delta, "logprobs", None)
+        if entries is None:
+            continue
+        given = True
+        found.extend(
+            {"token": e.token, "logprob": e.logprob, "bytes": list(e.bytes)}
+            for e in entries
+        )
+    return found if given else None
 
 
 def _speech_request(

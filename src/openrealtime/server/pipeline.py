@@ -10,16 +10,18 @@ Every audio setting of a session drives real processing, offline:
   wheel) or a remote OpenAI-compatible ``/audio/transcriptions``
   (``--transcription-url``); the session's ``model`` picks among them, see
   :mod:`openrealtime.voice.engines`;
-* responses in ``["audio"]`` modality are spoken by flite, espeak-ng or a
-  remote ``/audio/speech`` (``--speech-url``) in the session's ``voice`` and
+* responses in ``["audio"]`` modality are spoken by flite, espeak-ng, Piper
+  (the ``piper`` extra, run as a program of its own: GPL-3.0) or a remote
+  ``/audio/speech`` (``--speech-url``) in the session's ``voice`` and
   ``speed`` (``responders.voice.SpeakingResponder``);
 * the responder is ``echo``, ``scripted`` (a fixture file) or ``chat`` (any
   OpenAI-compatible Chat Completions endpoint).
 
 Each choice can be ``auto`` (the best one installed, the default of
 ``openrealtime serve``: a URL when given, then whisper over pocketsphinx,
-flite over espeak) or ``none``. An engine named explicitly that is not
-installed is a :class:`PipelineError` (``serve`` exits with status 2).
+flite over espeak; never Piper, which is asked for by name) or ``none``.
+An engine named explicitly that is not installed is a
+:class:`PipelineError` (``serve`` exits with status 2).
 :class:`~openrealtime.server.settings.Settings` itself defaults to the plain
 ones (energy VAD, no transcription, no speech), so embedding the app costs
 nothing unless asked.
@@ -52,7 +54,7 @@ __all__ = [
 logger = logging.getLogger("openrealtime.server")
 
 VADS = ("auto", "silero", "webrtc", "energy")
-SPEECH = ("auto", "flite", "espeak", "remote", "none")
+SPEECH = ("auto", "flite", "espeak", "piper", "remote", "none")
 TRANSCRIPTION = ("auto", "whisper", "pocketsphinx", "remote", "none")
 RESPONDER_NAMES = ("echo", "scripted", "chat")
 
@@ -83,14 +85,17 @@ class Pipeline:
     Attributes:
         vad: turn detection scorer: ``auto``, ``silero``, ``webrtc``, ``energy``.
         speech: speech for audio responses: ``auto``, ``flite``, ``espeak``,
-            ``remote``, ``none``.
+            ``piper``, ``remote``, ``none``.
         transcription: input transcription: ``auto``, ``whisper``,
             ``pocketsphinx``, ``remote``, ``none``.
         transcription_model: the Whisper model (a directory or a name; None:
             the packaged ``tiny.en``), or the model sent to a remote server.
         transcription_url: an OpenAI-compatible ``/audio/transcriptions``.
-        speech_url: an OpenAI-compatible ``/audio/speech``.
-        speech_model: the model sent to the remote speech server.
+        speech_url: an OpenAI-compatible ``/audio/speech``; with ``piper``,
+            a running ``piper.http_server`` (nothing is started then).
+        speech_model: the model sent to the remote speech server; with
+            ``piper``, the voice model (an ``.onnx`` path; None: the packaged
+            joe voice), or the voice name sent to ``speech_url``.
         audio_api_key: Bearer key of the remote audio servers.
         responder: ``echo``, ``scripted`` or ``chat``.
         fixtures: the fixture file of the ``scripted`` responder.
@@ -164,6 +169,21 @@ class Pipeline:
                     "speech engine 'flite' needs the flite program, which is not "
                     "on PATH: apt-get install flite"
                 )
+        if self.speech == "piper" and not self.speech_url:
+            from openrealtime.voice import piper
+            from openrealtime.voice.tts import SynthesisError
+
+            if not piper.available():
+                raise PipelineError(
+                    "speech engine 'piper' is not installed: pip install "
+                    "'openrealtime[piper]' (piper-tts is GPL-3.0; openrealtime "
+                    "runs it as a separate program), or pass --speech-url of a "
+                    "running piper.http_server"
+                )
+            try:
+                piper.resolve_model(self.speech_model)
+            except SynthesisError as exc:
+                raise PipelineError(f"--speech piper: {exc}") from None
         if self.transcription_name() == "whisper":
             from openrealtime.voice.whisper import ModelError, resolve_model
 
@@ -281,10 +301,30 @@ class Pipeline:
         return TranscriberRouter(primary, name, factories)
 
     def synthesizer(self) -> Any:
-        """The speech engine shared by all sessions, or ``None``."""
+        """The speech engine shared by all sessions, or ``None``.
+
+        One per pipeline: the responders and ``POST /v1/audio/speech`` share
+        it (so one Piper process serves both).
+        """
+        made = self.__dict__.get("_synthesizer")
+        if made is None:
+            made = (self._make_synthesizer(),)
+            # A cache, not a field: frozen, and out of eq and hash.
+            object.__setattr__(self, "_synthesizer", made)
+        return made[0]
+
+    def _make_synthesizer(self) -> Any:
         name = self.speech_name()
         if name == "none":
             return None
+        if name == "piper":
+            from openrealtime.voice.piper import PiperSynthesizer
+            from openrealtime.voice.tts import SynthesisError
+
+            try:
+                return PiperSynthesizer(self.speech_model, url=self.speech_url)
+            except SynthesisError as exc:
+                raise PipelineError(f"--speech piper: {exc}") from None
         if name == "remote":
             from openrealtime.voice.remote import RemoteSynthesizer
 
@@ -367,6 +407,8 @@ class Pipeline:
         speech = self.speech_name()
         if speech == "remote":
             speech = f"remote ({self.speech_url})"
+        elif speech == "piper":
+            speech = str(self.synthesizer().name)
         return (
             f"voice pipeline: vad={self.vad_name()} "
             f"transcription={transcription} "
@@ -465,12 +507,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--speech-url",
         metavar="URL",
-        help="an OpenAI-compatible speech server (POST URL/audio/speech, streamed PCM)",
+        help="an OpenAI-compatible speech server (POST URL/audio/speech, streamed "
+        "PCM); with --speech piper, a running piper.http_server to use",
     )
     group.add_argument(
         "--speech-model",
         metavar="NAME",
-        help="model sent to --speech-url (default gpt-4o-mini-tts)",
+        help="model sent to --speech-url (default gpt-4o-mini-tts); with "
+        "--speech piper, the voice model (PATH.onnx, its .onnx.json beside it; "
+        "default: the en_US-joe-medium voice of the piper extra)",
     )
     group.add_argument(
         "--audio-api-key",

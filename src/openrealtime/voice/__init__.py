@@ -11,6 +11,8 @@ one of them is missing.
 * :mod:`openrealtime.voice.whisper`: faster-whisper (the ``whisper`` extra).
 * :mod:`openrealtime.voice.tts`: :class:`Synthesizer` and espeak-ng.
 * :mod:`openrealtime.voice.flite`: CMU Flite voices.
+* :mod:`openrealtime.voice.piper`: Piper (the ``piper`` extra), run as a
+  program of its own and spoken to over HTTP (piper is GPL-3.0).
 * :mod:`openrealtime.voice.remote`: OpenAI-compatible audio servers.
 * :mod:`openrealtime.voice.engines`: which engine serves a session's model.
 """
@@ -24,6 +26,7 @@ from openrealtime.voice.asr import (
 )
 from openrealtime.voice.engines import TranscriberRouter
 from openrealtime.voice.flite import FliteSynthesizer
+from openrealtime.voice.piper import PiperSynthesizer
 from openrealtime.voice.remote import RemoteSynthesizer, RemoteTranscriber
 from openrealtime.voice.tts import EspeakSynthesizer, SynthesisError, Synthesizer
 from openrealtime.voice.vad import (
@@ -41,6 +44,7 @@ __all__ = [
     "EspeakSynthesizer",
     "FliteSynthesizer",
     "FrameScorer",
+    "PiperSynthesizer",
     "PocketSphinxTranscriber",
     "RemoteSynthesizer",
     "RemoteTranscriber",

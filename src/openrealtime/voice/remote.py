@@ -9,7 +9,11 @@ the language model:
   ``POST {url}/audio/transcriptions`` with ``stream=true``, and yields the
   ``transcript.text.delta`` events of the server-sent event stream as they
   come; a server that answers with plain JSON (``{"text": ...}``) works
-  too, as one delta.
+  too, as one delta. When the session's ``include`` asks for
+  ``item.input_audio_transcription.logprobs``, it sends ``include[]=logprobs``
+  as the OpenAI SDK does, and the ``logprobs`` of each delta (or of the
+  JSON answer) come with the deltas it yields
+  (:class:`~openrealtime.voice.asr.TranscriptDelta`).
 * :class:`RemoteSynthesizer` posts ``POST {url}/audio/speech`` with
   ``response_format: "pcm"`` (raw PCM16 24 kHz mono, the Realtime output
   rate) and yields the body in chunks as it streams.
@@ -24,12 +28,13 @@ import io
 import json
 import wave
 from collections.abc import Iterator
-from typing import Final
+from typing import Any, Final
 
 import httpx
 
 from openrealtime import audio
-from openrealtime.voice.asr import UnsupportedLanguage
+from openrealtime.models import LogProb
+from openrealtime.voice.asr import TranscriptDelta, UnsupportedLanguage
 from openrealtime.voice.tts import OUTPUT_RATE, SynthesisError
 
 
@@ -90,6 +95,10 @@ class RemoteTranscriber:
         stream: Ask for a server-sent event stream of deltas.
     """
 
+    #: ``transcribe`` takes ``logprobs=True`` and asks the server for them
+    #: (:func:`~openrealtime.voice.asr.wants_logprobs`).
+    gives_logprobs: bool = True
+
     def __init__(
         self,
         url: str,
@@ -122,18 +131,36 @@ class RemoteTranscriber:
         )
 
     def transcribe(
-        self, pcm16: bytes, rate: int, *, language: str | None, prompt: str | None
+        self,
+        pcm16: bytes,
+        rate: int,
+        *,
+        language: str | None,
+        prompt: str | None,
+        logprobs: bool = False,
     ) -> Iterator[str]:
         """Post the utterance; yield the remote server's deltas.
+
+        Args:
+            logprobs: Ask for log probabilities (``include[]=logprobs``); the
+                deltas are :class:`~openrealtime.voice.asr.TranscriptDelta`
+                carrying the server's, or None where it sent none. A server
+                that refuses ``include`` (400 naming it) is asked again
+                without it.
 
         Raises:
             UnsupportedLanguage: The remote server refused the language.
             RemoteError: While iterating, if the server fails.
         """
-        return self._deltas(pcm16, rate, language, prompt)
+        return self._deltas(pcm16, rate, language, prompt, logprobs)
 
     def _deltas(
-        self, pcm16: bytes, rate: int, language: str | None, prompt: str | None
+        self,
+        pcm16: bytes,
+        rate: int,
+        language: str | None,
+        prompt: str | None,
+        logprobs: bool,
     ) -> Iterator[str]:
         data: dict[str, str] = {
             "model": self.model or self._session_model or "whisper-1",
@@ -145,7 +172,24 @@ class RemoteTranscriber:
             data["language"] = language
         if prompt:
             data["prompt"] = prompt
-        files = {"file": ("audio.wav", wav_bytes(pcm16, rate), "audio/wav")}
+        if logprobs:
+            # openai-python sends a list field as "include[]" (brackets).
+            data["include[]"] = "logprobs"
+        try:
+            yield from self._post(data, wav_bytes(pcm16, rate), language, logprobs)
+        except _IncludeRefused:
+            # A server (or model) without logprobs: the transcript anyway.
+            del data["include[]"]
+            yield from self._post(data, wav_bytes(pcm16, rate), language, False)
+
+    def _post(
+        self,
+        data: dict[str, str],
+        wav: bytes,
+        language: str | None,
+        logprobs: bool,
+    ) -> Iterator[str]:
+        files = {"file": ("audio.wav", wav, "audio/wav")}
         # One client per request: nothing stays open between utterances
         # (the cost is one TCP connect, small next to a decode).
         try:
@@ -162,29 +206,79 @@ class RemoteTranscriber:
                 if response.status_code != 200:
                     response.read()
                     message = _error_message(response)
+                    if logprobs and response.status_code == 400:
+                        lowered = message.lower()
+                        if "logprobs" in lowered or "include" in lowered:
+                            raise _IncludeRefused(message)
                     if "language" in message.lower() and language:
                         raise UnsupportedLanguage(language, ())
                     raise RemoteError(message)
                 ctype = response.headers.get("content-type", "")
                 if ctype.startswith("text/event-stream"):
-                    yield from _sse_deltas(response.iter_lines())
+                    yield from _sse_deltas(response.iter_lines(), logprobs)
                     return
                 body = response.read()
         except httpx.HTTPError as exc:
             raise RemoteError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+        found: list[LogProb] | None = None
         if ctype.startswith("application/json"):
-            text = str(json.loads(body).get("text", ""))
+            try:
+                answer = json.loads(body)
+            except ValueError:
+                raise RemoteError(
+                    f"{self.url} answered invalid JSON: {body[:200]!r}"
+                ) from None
+            if not isinstance(answer, dict):
+                raise RemoteError(f"{self.url} answered {body[:200]!r}")
+            text = str(answer.get("text", ""))
+            found = _logprobs(answer.get("logprobs")) if logprobs else None
         else:
             text = body.decode("utf-8", "replace")
         if text.strip():
-            yield text.strip()
+            yield _piece(text.strip(), logprobs, found)
 
 
-def _sse_deltas(lines: Iterator[str]) -> Iterator[str]:
+class _IncludeRefused(Exception):
+    """The server answered 400 to ``include[]=logprobs``."""
+
+
+def _piece(text: str, logprobs: bool, found: list[LogProb] | None) -> str:
+    """``text`` as a delta: with its log probabilities when they were asked for."""
+    return TranscriptDelta(text, logprobs=found) if logprobs else text
+
+
+def _logprobs(value: Any) -> list[LogProb] | None:
+    """The ``logprobs`` of an answer or event (``[{token, logprob, bytes}]``);
+    None when absent or not a list. Entries missing a field are skipped, and
+    missing ``bytes`` are the token's UTF-8."""
+    if not isinstance(value, list):
+        return None
+    found: list[LogProb] = []
+    for entry in value:
+        if not isinstance(entry, dict):
+            continue
+        token, logprob = entry.get("token"), entry.get("logprob")
+        if not isinstance(token, str) or isinstance(logprob, bool):
+            continue
+        if not isinstance(logprob, int | float):
+            continue
+        raw = entry.get("bytes")
+        if isinstance(raw, list) and all(
+            isinstance(b, int) and not isinstance(b, bool) and 0 <= b < 256 for b in raw
+        ):
+            data = list(raw)
+        else:
+            data = list(token.encode())
+        found.append(LogProb(token=token, logprob=float(logprob), bytes=data))
+    return found
+
+
+def _sse_deltas(lines: Iterator[str], logprobs: bool = False) -> Iterator[str]:
     """The text deltas of a transcription event stream.
 
-    ``transcript.text.delta`` events carry the pieces; when a server sends
-    only ``transcript.text.done``, its text is the one delta.
+    ``transcript.text.delta`` events carry the pieces (and, when asked for,
+    their ``logprobs``); when a server sends only ``transcript.text.done``,
+    its text is the one delta.
     """
     seen = False
     for line in lines:
@@ -193,17 +287,24 @@ def _sse_deltas(lines: Iterator[str]) -> Iterator[str]:
         payload = line[5:].strip()
         if not payload or payload == "[DONE]":
             continue
-        event = json.loads(payload)
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            raise RemoteError(
+                f"remote transcription sent invalid JSON: {payload[:200]}"
+            ) from None
+        if not isinstance(event, dict):
+            continue
         kind = event.get("type")
         if kind == "transcript.text.delta":
             delta = str(event.get("delta", ""))
             if delta:
                 seen = True
-                yield delta
+                yield _piece(delta, logprobs, _logprobs(event.get("logprobs")))
         elif kind == "transcript.text.done" and not seen:
             text = str(event.get("text", ""))
             if text:
-                yield text
+                yield _piece(text, logprobs, _logprobs(event.get("logprobs")))
         elif kind == "error" or "error" in event:
             raise RemoteError(f"remote transcription failed: {payload[:200]}")
 
