@@ -26,6 +26,20 @@ def _base62(n: int, width: int) -> str:
     return "".join(reversed(out))
 
 
+#: The last millisecond and its 7 time characters, shared by every factory
+#: (a server's sessions make ids within the same few milliseconds); one
+#: tuple, so that a thread never sees one's time with the other's text.
+_last: tuple[int, str] = (-1, "")
+
+
+def _time_part(ms: int) -> str:
+    global _last
+    last = _last
+    if last[0] != ms:
+        last = _last = (ms, _base62(ms, 7))
+    return last[1]
+
+
 class IdFactory(Protocol):
     """Makes ids: ``new("event_", now)`` -> ``"event_..."``."""
 
@@ -37,9 +51,10 @@ class IdFactory(Protocol):
 class RandomIds:
     """Hosted-style ids: 7 time-ordered characters, then 14 unique ones.
 
-    The time part is computed once per millisecond; the rest is a random
-    per-factory stem and a hex counter (hex digits are base62 digits), so an
-    id costs a string format, not a call to the random generator.
+    The time part is computed once per millisecond for all factories; the
+    rest is a random per-factory stem and a hex counter (hex digits are base62
+    digits), so an id costs a string format, not a call to the random
+    generator.
     """
 
     __slots__ = ("_counter", "_ms", "_prefix_time", "_stem")
@@ -55,7 +70,7 @@ class RandomIds:
         ms = int(now * 1000)
         if ms != self._ms:
             self._ms = ms
-            self._prefix_time = _base62(ms, 7) + self._stem
+            self._prefix_time = _time_part(ms) + self._stem
         return f"{prefix}{self._prefix_time}{next(self._counter) & 0xFFFFFF:06x}"
 
 

@@ -52,6 +52,7 @@ from openrealtime.config import (
     check_tool_choice,
     default_config,
 )
+from openrealtime.counts import EventCounts, client_event_type
 from openrealtime.exceptions import (
     InvalidRequestError,
     InvalidState,
@@ -421,8 +422,11 @@ class Session:
         initial: SessionConfig | None = None,
         scorer_factory: Callable[[int], FrameScorer] | None = None,
         vad_offload: bool = False,
+        counts: EventCounts | None = None,
     ) -> None:
         self.kind: SessionKind = kind
+        #: Where the events of this session are counted (None: nowhere).
+        self.counts = counts
         self.state: State = OPEN
         self.defaults = defaults or Defaults()
         self.limits = limits or Limits()
@@ -497,17 +501,27 @@ class Session:
         """
         self._now = now
         self._check_open()
+        counts = self.counts
         try:
             event = decode_client_event(data)
         except InvalidRequestError as exc:
+            if counts is not None:
+                name = client_event_type(data)
+                counts.received[name] = counts.received.get(name, 0) + 1
             self._emit_error(exc)
             return
+        if counts is not None:
+            kind = type(event)
+            counts.received[kind] = counts.received.get(kind, 0) + 1
         self.receive_event(event, now)
 
     def receive_binary(self, now: float) -> None:
         """Receive a binary frame: "binary frames are not supported" [WIRE 84]."""
         self._now = now
         self._check_open()
+        if self.counts is not None:
+            received = self.counts.received
+            received["other"] = received.get("other", 0) + 1
         self._emit_error(errors.binary_frame())
 
     def receive_event(self, event: ClientEvent, now: float) -> None:
@@ -1831,8 +1845,16 @@ class Session:
 
     def _emit(self, event: ServerEvent) -> None:
         self._outbox.append(encode(event))
+        counts = self.counts
+        if counts is not None:
+            kind = type(event)
+            counts.sent[kind] = counts.sent.get(kind, 0) + 1
 
     def _emit_error(self, exc: ProtocolError) -> None:
+        counts = self.counts
+        if counts is not None:
+            code = exc.code or "null"
+            counts.errors[code] = counts.errors.get(code, 0) + 1
         self._emit(
             ErrorEvent(
                 event_id=self._event_id(),

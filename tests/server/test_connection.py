@@ -71,7 +71,13 @@ def make(
     defaults: Defaults | None = None,
     **kwargs: Any,
 ) -> tuple[Connection, FakeTransport]:
-    session = Session(model="gpt-realtime", now=START, defaults=defaults)
+    metrics = kwargs.get("metrics")
+    session = Session(
+        model="gpt-realtime",
+        now=START,
+        defaults=defaults,
+        counts=None if metrics is None else metrics.counts,
+    )
     transport = FakeTransport()
     connection = Connection(
         session,

@@ -269,17 +269,16 @@ class RealtimeServer:
         ``outcome.reason`` ("marked only by a server CLOSE sent in the same
         millisecond", WIRE_RULES §1).
         """
-        metrics = self.metrics
-        metrics.rejected_total[outcome.reason] += 1
-        metrics.count_error(outcome.error.code)
-        metrics.events_out["error"] += 1
+        self.metrics.rejected_total[outcome.reason] += 1
         logger.info(
             "connection from %s refused (code %s, %s)",
             peer,
             outcome.code,
             outcome.reason,
         )
-        return error_frame(outcome.error, self._ids, time.time())
+        frame = error_frame(outcome.error, self._ids, time.time())
+        self.metrics.sent(frame)  # events_out["error"] and its code
+        return frame
 
     def open(
         self,
@@ -319,6 +318,7 @@ class RealtimeServer:
             initial=outcome.initial,
             scorer_factory=settings.scorer_factory,
             vad_offload=settings.voice_offload,
+            counts=self.metrics.counts,
         )
         on_event = self.observer(session) if self.observer is not None else None
         connection = Connection(

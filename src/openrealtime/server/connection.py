@@ -280,8 +280,10 @@ class Connection:
         self._metrics = metrics
         self._on_event = on_event
         self._debug = debug
-        # One test per frame instead of three.
-        self._observing = metrics is not None or on_event is not None or debug
+        # One test per frame instead of two. Metrics are not observed: the
+        # engine counts its own events (the session's ``counts``), and
+        # :meth:`fail` and :meth:`send_event` count the frames they add.
+        self._observing = on_event is not None or debug
         self._observer_failed = False
         self._high_water = high_water
         self._clock = clock
@@ -347,9 +349,7 @@ class Connection:
     @debug.setter
     def debug(self, value: bool) -> None:
         self._debug = value
-        self._observing = (
-            self._metrics is not None or self._on_event is not None or value
-        )
+        self._observing = self._on_event is not None or value
 
     # --- Lifecycle -------------------------------------------------------------------
 
@@ -459,7 +459,11 @@ class Connection:
             self._observe("<", data)
         self.session.receive_text(data, self._clock())
         self._pump()
-        if self._early is not None and not self._closing:
+        if (
+            self._early is not None
+            and self.session.speech_item_id is not None
+            and not self._closing
+        ):
             self._early.observe(self.session)
 
     async def feed_text(self, data: str | bytes) -> None:
@@ -497,12 +501,16 @@ class Connection:
         """Queue a server event that the transport, not the engine, produced
         (WebRTC's ``output_audio_buffer.*``), in order with the engine's."""
         if not self._closing:
+            if self._metrics is not None:
+                self._metrics.sent(data)
             self._queue_frame(data)
 
     def fail(self, error_frame: bytes, code: int, reason: str) -> None:
         """Send an error the engine did not produce, then close (e.g. 1009)."""
         if self._closing:
             return
+        if self._metrics is not None:
+            self._metrics.sent(error_frame)
         self._queue_frame(error_frame)
         self._begin_close(Close(code, reason))
 
@@ -575,7 +583,10 @@ class Connection:
                         self._detect(action)
                     case Close():
                         self._begin_close(action)
-        self._arm_timer()
+        # The engine's next deadline rarely moves: compare here, re-arm there.
+        deadline = None if self._closing else session.get_timer()
+        if deadline != self._timer_deadline:
+            self._arm_timer(deadline)
 
     def _queue_frame(self, data: bytes) -> None:
         if self._observing:
@@ -588,19 +599,10 @@ class Connection:
             self._wakeup.set()
 
     def _observe(self, direction: Direction, data: str | bytes) -> None:
-        event_type = ""
-        if self._metrics is not None:
-            if direction == "<":
-                event_type = self._metrics.received(data)
-            else:
-                event_type = self._metrics.sent(data)  # type: ignore[arg-type]
         if self._debug:
-            if not event_type:
-                event_type = (
-                    client_event_type(data)
-                    if direction == "<"
-                    else server_event_type(data)  # type: ignore[arg-type]
-                )
+            event_type = (
+                client_event_type(data) if direction == "<" else server_event_type(data)  # type: ignore[arg-type]
+            )
             logger.debug("%s %s %s", self.session.config.id, direction, event_type)
         if self._on_event is not None:
             try:
@@ -692,10 +694,7 @@ class Connection:
 
     # --- Timers ----------------------------------------------------------------------
 
-    def _arm_timer(self) -> None:
-        deadline = None if self._closing else self.session.get_timer()
-        if deadline == self._timer_deadline:
-            return
+    def _arm_timer(self, deadline: float | None) -> None:
         self._cancel_timer()
         if deadline is None:
             return

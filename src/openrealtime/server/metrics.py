@@ -1,26 +1,27 @@
 """Counters for ``GET /metrics``, in the Prometheus text format, by hand.
 
-Counting costs a dictionary update per frame. Label values are bounded:
-client event types outside the GA list count as ``other``, and server event
-types and error codes come from the engine, never from the client.
+The engine counts its own events as it decodes and emits them
+(:class:`~openrealtime.counts.EventCounts`, one per server, given to every
+:class:`~openrealtime.session.Session`): a dictionary update per event, no
+frame read twice. Frames that no engine produced (a refusal at the
+handshake, an error of the transport, WebRTC's ``output_audio_buffer.*``)
+are counted here from their bytes. Label values are bounded: client event
+types outside the GA list count as ``other``, and server event types and
+error codes come from the engine, never from the client.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from typing import Literal
 
 import msgspec
 
-from openrealtime.models.client_events import CLIENT_EVENT_TYPES
+from openrealtime.counts import EventCounts, client_event_type
 
 
 __all__ = ["Metrics", "client_event_type", "server_event_type"]
 
-_CLIENT_TYPES = frozenset(CLIENT_EVENT_TYPES)
-_HEAD = 256
-_TYPE_RE = re.compile(r'"type"\s*:\s*"([a-z_.]{1,64})"')
 _SERVER_PREFIX = b'{"type":"'
 #: Where a type that starts at offset 9 must have ended (the longest is < 64).
 _TYPE_END = 9 + 65
@@ -37,31 +38,6 @@ class _ErrorFrame(msgspec.Struct):
 
 
 _error_decoder = msgspec.json.Decoder(_ErrorFrame)
-
-
-def client_event_type(data: str | bytes) -> str:
-    """The ``type`` of a client frame, read from its first bytes.
-
-    Clients put ``type`` first, so a look at the head of the frame is enough
-    and a 15 MiB audio append is not scanned. Anything that is not a GA client
-    event type is ``"other"``.
-    """
-    # The fast path: '{"type":"<type>"' as every SDK writes it.
-    if isinstance(data, str):
-        if data.startswith('{"type":"'):
-            end = data.find('"', 9, _TYPE_END)
-            if end > 0 and (event_type := data[9:end]) in _CLIENT_TYPES:
-                return event_type
-    elif data.startswith(_SERVER_PREFIX):
-        end = data.find(b'"', 9, _TYPE_END)
-        if end > 0 and (event_type := data[9:end].decode("latin-1")) in _CLIENT_TYPES:
-            return event_type
-    head = data[:_HEAD]
-    text = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
-    match = _TYPE_RE.search(text)
-    if match is None or match.group(1) not in _CLIENT_TYPES:
-        return "other"
-    return match.group(1)
 
 
 def server_event_type(data: bytes) -> str:
@@ -84,12 +60,30 @@ class Metrics:
         self.open_connections = 0
         self.sessions_total = 0
         self.rejected_total: Counter[str] = Counter()
-        self.events_in: Counter[str] = Counter()
-        self.events_out: Counter[str] = Counter()
-        self.errors: Counter[str] = Counter()
         self.client_secrets_total = 0
+        #: What the engines count (give it to each Session as ``counts``).
+        self.counts = EventCounts()
+        # Frames counted here, from their bytes (no engine made them).
+        self._in: Counter[str] = Counter()
+        self._out: Counter[str] = Counter()
+        self._errors: Counter[str] = Counter()
         #: Server event types by the bytes of their names (see :meth:`sent`).
         self._names: dict[bytes, str] = {}
+
+    @property
+    def events_in(self) -> Counter[str]:
+        """Client events received, by type."""
+        return self._in + Counter(self.counts.received_by_type())
+
+    @property
+    def events_out(self) -> Counter[str]:
+        """Server events sent, by type."""
+        return self._out + Counter(self.counts.sent_by_type())
+
+    @property
+    def errors(self) -> Counter[str]:
+        """``error`` events sent, by code."""
+        return self._errors + Counter(self.counts.errors)
 
     def count(self, direction: Literal["<", ">"], data: str | bytes) -> str:
         """Count one frame; return its event type (for logs)."""
@@ -99,16 +93,16 @@ class Metrics:
         return self.sent(data)
 
     def received(self, data: str | bytes) -> str:
-        """Count one client frame; return its event type."""
+        """Count one client frame that no engine read; return its event type."""
         event_type = client_event_type(data)
-        self.events_in[event_type] += 1
+        self._in[event_type] += 1
         return event_type
 
     def sent(self, data: bytes) -> str:
-        """Count one frame the engine encoded; return its event type.
+        """Count one frame that no engine counted; return its event type.
 
-        The hot path of every reply: the type's bytes (msgspec writes the tag
-        first) are looked up in a cache of names instead of being decoded.
+        The type's bytes (msgspec writes the tag first) are looked up in a
+        cache of names instead of being decoded.
         """
         key = data[9 : data.find(b'"', 9, _TYPE_END)]
         event_type = self._names.get(key)
@@ -116,14 +110,14 @@ class Metrics:
             event_type = server_event_type(data)
             if len(self._names) < _MAX_NAMES:  # engine types: a bounded set
                 self._names[key] = event_type
-        self.events_out[event_type] += 1
+        self._out[event_type] += 1
         if event_type == "error":
             self.count_error(_error_decoder.decode(data).error.code)
         return event_type
 
     def count_error(self, code: str | None) -> None:
         """Count one error sent to a client, by its code."""
-        self.errors[code or "null"] += 1
+        self._errors[code or "null"] += 1
 
     def render(self) -> str:
         """The metrics in the Prometheus text exposition format (0.0.4)."""
