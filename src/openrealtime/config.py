@@ -265,23 +265,21 @@ def _apply_realtime(
         changes["instructions"] = update.instructions
     if update.audio is not UNSET:
         audio = config.audio
+        audio_input = audio.input
+        audio_output = audio.output
         if update.audio.input is not UNSET:
-            audio = replace(
-                audio,
-                input=_merge_input(
-                    audio.input,
-                    update.audio.input,
-                    "session.audio.input",
-                    "realtime",
-                    defaults,
-                ),
+            audio_input = _merge_input(
+                audio_input,
+                update.audio.input,
+                "session.audio.input",
+                "realtime",
+                defaults,
             )
         if update.audio.output is not UNSET:
-            audio = replace(
-                audio,
-                output=_merge_output(audio.output, update.audio.output, voice_locked),
+            audio_output = _merge_output(
+                audio_output, update.audio.output, voice_locked
             )
-        changes["audio"] = audio
+        changes["audio"] = replace(audio, input=audio_input, output=audio_output)
     # Replaced whole when present (plain attribute reads: this is the hot path).
     if update.include is not UNSET:
         changes["include"] = update.include
@@ -313,9 +311,16 @@ def _merge_output(
     # "`voice` can be updated only if there have been no other audio outputs
     # yet." Re-sending the same voice passes: clients such as openai-agents
     # send their whole config every time.
-    if voice_locked and update.voice is not UNSET and update.voice != current.voice:
-        raise errors.cannot_update_voice()
-    return _merge(current, update)
+    changes: dict[str, object] = {}
+    if update.voice is not UNSET:
+        if voice_locked and update.voice != current.voice:
+            raise errors.cannot_update_voice()
+        changes["voice"] = update.voice
+    if update.format is not UNSET:
+        changes["format"] = update.format
+    if update.speed is not UNSET:
+        changes["speed"] = update.speed
+    return replace(current, **changes) if changes else current
 
 
 def _merge_input(
@@ -377,19 +382,17 @@ def _merge_turn_detection(
         # "To clear a field like `turn_detection`, pass `null`."
         return None
     current_type = None if current is None else current.__struct_config__.tag
-    new_type = update.type if update.type is not UNSET else current_type
+    # The fields the client sent, in field order: to_builtins leaves out the
+    # UNSET ones, in C, and every value here is a scalar (or None).
+    changes: dict[str, object] = msgspec.to_builtins(update)
+    new_type = changes.pop("type", current_type)
     if new_type is None:
         raise errors.missing_required(f"{path}.turn_detection.type")
     # Keys of the other variant are unknown parameters [WIRE 93-95].
     allowed = TURN_DETECTION_KEYS[str(new_type)]
-    changes: dict[str, object] = {}
-    for name in update.__struct_fields__:
-        value = getattr(update, name)
-        if value is UNSET or name == "type":
-            continue
+    for name in changes:
         if name not in allowed:
             raise errors.unknown_parameter(f"{path}.turn_detection.{name}")
-        changes[name] = value
     base: TurnDetection
     if current is not None and new_type == current_type:
         base = current

@@ -513,7 +513,7 @@ class Session:
         if counts is not None:
             kind = type(event)
             counts.received[kind] = counts.received.get(kind, 0) + 1
-        self.receive_event(event, now)
+        self._handle(event)
 
     def receive_binary(self, now: float) -> None:
         """Receive a binary frame: "binary frames are not supported" [WIRE 84]."""
@@ -532,6 +532,9 @@ class Session:
         """
         self._now = now
         self._check_open()
+        self._handle(event)
+
+    def _handle(self, event: ClientEvent) -> None:
         event_id = event.event_id if event.event_id is not UNSET else None
         try:
             if type(event) not in _ACCEPTED_CLASSES[self.kind]:
