@@ -507,7 +507,7 @@ def _serve(args: argparse.Namespace) -> int:
             **options,
         )
         return 0
-    uvicorn.run(create_app(settings), **options)
+    uvicorn.run(create_app(settings, own_process=True), **options)
     return 0
 
 

@@ -160,3 +160,40 @@ def test_workers_die_with_their_master() -> None:
         assert not any(_alive(w) for w in workers)
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in _children(todo.pop()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def test_sigterm_ends_the_voice_workers_too() -> None:
+    """SIGTERM to the server alone (not its process group): the voice pool's
+    processes (the forkserver, the turn detection workers, the resource
+    tracker) end with it. Before, every server that had held a session left
+    them running, adopted by init; they start with the server now, so its
+    first session does not wait for them."""
+    with _server() as (proc, port):
+        deadline = time.monotonic() + 30
+        helpers: set[int] = set()
+        while len(helpers) < 3 and time.monotonic() < deadline:
+            helpers = {
+                pid
+                for pid in _descendants(proc.pid)
+                if "multiprocessing" in Path(f"/proc/{pid}/cmdline").read_text()
+            }
+            time.sleep(0.1)
+        # The forkserver and at least one worker forked from it.
+        assert len(helpers) >= 3, helpers
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(h) for h in helpers):
+            time.sleep(0.1)
+        assert not any(_alive(h) for h in helpers)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import logging
 import math
@@ -73,7 +74,7 @@ from openrealtime.server.webrtc import (
     webrtc_routes,
 )
 from openrealtime.session import Session
-from openrealtime.voice.compute import default_pool
+from openrealtime.voice.compute import default_pool, shutdown_default_pool
 
 
 __all__ = ["AUTH_WARNED_ENV", "RealtimeServer", "app_from_env", "create_app"]
@@ -530,6 +531,7 @@ def create_app(
     secrets: SecretStore | None = None,
     observer: Callable[[Session], EventObserver | None] | None = None,
     warn_no_auth: bool = True,
+    own_process: bool = False,
 ) -> Starlette:
     """Build the ASGI app of an openrealtime server.
 
@@ -539,6 +541,12 @@ def create_app(
         observer: called for each new session; may return an observer that
             sees every frame of that connection.
         warn_no_auth: log a warning when no API key is configured.
+        own_process: the app is its process's server (``openrealtime
+            serve``, its workers): once started, every object alive then
+            (modules, settings, models) is moved out of the garbage
+            collector's reach (``gc.freeze``), so full collections walk only
+            what sessions allocate; at shutdown the process's voice workers
+            end with it. Off for an app embedded in a process of its own.
 
     Returns:
         A Starlette app; ``app.state.realtime`` is its :class:`RealtimeServer`,
@@ -606,12 +614,27 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if own_process and settings.voice_offload:
+            # Start the turn detection workers before the port opens: made
+            # at the first session, they took the server's core for a
+            # second while that session ran (bench/README.md).
+            await asyncio.to_thread(default_pool, settings.voice_workers, wait=True)
+        if own_process:
+            # A full collection of a freshly started server walked ~60,000
+            # start-up objects for 10 ms, and
+            # a single client waited that long for its reply. Collect
+            # what start-up left, then freeze the rest.
+            gc.collect()
+            gc.freeze()
         yield
         await server.calls.aclose()  # WebRTC calls end with the server
         # A speech engine with a process of its own (Piper) ends with it too.
         close = getattr(settings.synthesizer, "close", None)
         if close is not None:
             await asyncio.to_thread(close)
+        if own_process:
+            # The server process ends here: so do its voice workers.
+            await asyncio.to_thread(shutdown_default_pool)
 
     app = Starlette(routes=routes, middleware=[guard], lifespan=lifespan)
     app.state.realtime = server
@@ -627,5 +650,7 @@ def app_from_env() -> Starlette:
     """
     die_with_master()
     return create_app(
-        Settings.from_env(), warn_no_auth=os.environ.get(AUTH_WARNED_ENV) != "1"
+        Settings.from_env(),
+        warn_no_auth=os.environ.get(AUTH_WARNED_ENV) != "1",
+        own_process=True,
     )

@@ -52,6 +52,7 @@ import collections
 import concurrent.futures
 import contextlib
 import functools
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -59,6 +60,7 @@ import os
 import pickle
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Final, Literal
@@ -78,6 +80,7 @@ __all__ = [
     "WORKER_NICE",
     "checkpoint",
     "default_pool",
+    "shutdown_default_pool",
 ]
 
 logger = logging.getLogger("openrealtime.voice")
@@ -509,13 +512,35 @@ class _Group:
             except Exception:  # pragma: no cover - a bug: keep scheduling
                 logger.exception("voice pool %s: scheduling failed", self.name)
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop the workers; with ``timeout``, wait that long for worker
+        processes to exit, then kill those that run on (a long job)."""
         with self.lock:
             self._shutdown = True
             executors = [e for e in self._executors if e is not None]
             self._executors = [None] * self.size
+        processes = [
+            process
+            for executor in executors
+            for process in list((getattr(executor, "_processes", None) or {}).values())
+        ]
+        # (Its shutdown(wait=False) forgets the executor's own thread.)
+        threads = [getattr(e, "_executor_manager_thread", None) for e in executors]
         for executor in executors:
             executor.shutdown(wait=False, cancel_futures=True)
+        if timeout is None:
+            return
+        deadline = time.monotonic() + timeout
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join(1.0)
+        # The workers are gone: the executors' own threads finish at once and
+        # release their queues (else the resource tracker reports them).
+        for thread in threads:
+            if thread is not None:
+                thread.join(1.0)
 
 
 def _deliver(
@@ -843,10 +868,11 @@ class VoicePool:
         else:
             run()
 
-    def shutdown(self) -> None:
-        """Stop every worker (running jobs are abandoned)."""
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop every worker (running jobs are abandoned); with ``timeout``,
+        worker processes are gone when it returns (killed past it)."""
         for group in self._groups.values():
-            group.shutdown()
+            group.shutdown(timeout)
 
 
 class LaneExecutor(concurrent.futures.Executor):
@@ -877,11 +903,31 @@ _default: VoicePool | None = None
 _default_lock = threading.Lock()
 
 
-def default_pool(workers: int | None = None) -> VoicePool:
+def shutdown_default_pool(timeout: float = 5.0) -> None:
+    """End the process's voice pool, if one was made, and its processes.
+
+    For a server's shutdown: a process ended by a signal (uvicorn re-raises
+    SIGTERM once it has shut down) runs no ``atexit`` hooks, and its worker
+    processes and their forkserver would outlive it. A later
+    :func:`default_pool` makes a new pool.
+    """
+    global _default
+    with _default_lock:
+        pool, _default = _default, None
+    if pool is not None:
+        pool.shutdown(timeout)
+        # Free the executors' queues now, while finalizers still run: their
+        # semaphores leave the resource tracker's books.
+        del pool
+        gc.collect()
+
+
+def default_pool(workers: int | None = None, *, wait: bool = False) -> VoicePool:
     """The process's voice pool, made on first use.
 
     ``workers`` (or ``OPENREALTIME_VOICE_WORKERS``) sizes it when it is
-    made; later calls return the same pool.
+    made; later calls return the same pool. Its turn detection workers start
+    on a thread of their own, or before it returns with ``wait``.
     """
     global _default
     with _default_lock:
@@ -893,5 +939,5 @@ def default_pool(workers: int | None = None) -> VoicePool:
             _default = VoicePool(workers)
             # Turn detection is used by most servers; transcription workers
             # start with the first session that transcribes.
-            _default.warm("vad")
+            _default.warm("vad", background=not wait)
         return _default
