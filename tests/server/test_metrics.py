@@ -25,11 +25,19 @@ def test_sent_counts_engine_frames_by_type_and_errors_by_code() -> None:
     assert 'openrealtime_events_sent_total{type="error"} 2' in metrics.render()
 
 
-def test_received_and_count_agree() -> None:
+def test_engine_counts_and_frames_counted_here_add_up() -> None:
+    """Client frames are counted by the engine that reads them (by type, or
+    "other"); server frames by the engine or, for frames no engine made,
+    by :meth:`Metrics.sent`; the two meet in ``events_out``."""
     metrics = Metrics()
-    assert metrics.received('{"type":"session.update"}') == "session.update"
-    assert metrics.count("<", b'{"type":"response.create"}') == "response.create"
-    assert metrics.count("<", '{"event_id":"e","type":"x.y"}') == "other"
-    assert metrics.count(">", b'{"type":"session.updated"}') == "session.updated"
+    session = Session(now=time.time(), counts=metrics.counts)
+    session.receive_text('{"type":"session.update","session":{"type":"realtime"}}', 0)
+    session.receive_text(b'{"type":"response.create","response":{"x":1}}', 0)
+    session.receive_text('{"event_id":"e","type":"x.y"}', 0)
+    assert metrics.sent(b'{"type":"session.updated"}') == "session.updated"
     assert metrics.events_in == {"session.update": 1, "response.create": 1, "other": 1}
-    assert metrics.events_out == {"session.updated": 1}
+    assert metrics.events_out == {
+        "session.created": 1,
+        "session.updated": 2,
+        "error": 2,
+    }

@@ -13,7 +13,6 @@ error codes come from the engine, never from the client.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Literal
 
 import msgspec
 
@@ -64,7 +63,6 @@ class Metrics:
         #: What the engines count (give it to each Session as ``counts``).
         self.counts = EventCounts()
         # Frames counted here, from their bytes (no engine made them).
-        self._in: Counter[str] = Counter()
         self._out: Counter[str] = Counter()
         self._errors: Counter[str] = Counter()
         #: Server event types by the bytes of their names (see :meth:`sent`).
@@ -72,8 +70,9 @@ class Metrics:
 
     @property
     def events_in(self) -> Counter[str]:
-        """Client events received, by type."""
-        return self._in + Counter(self.counts.received_by_type())
+        """Client events received, by type (every client frame reaches an
+        engine, which counts it)."""
+        return Counter(self.counts.received_by_type())
 
     @property
     def events_out(self) -> Counter[str]:
@@ -84,19 +83,6 @@ class Metrics:
     def errors(self) -> Counter[str]:
         """``error`` events sent, by code."""
         return self._errors + Counter(self.counts.errors)
-
-    def count(self, direction: Literal["<", ">"], data: str | bytes) -> str:
-        """Count one frame; return its event type (for logs)."""
-        if direction == "<":
-            return self.received(data)
-        assert isinstance(data, bytes)
-        return self.sent(data)
-
-    def received(self, data: str | bytes) -> str:
-        """Count one client frame that no engine read; return its event type."""
-        event_type = client_event_type(data)
-        self._in[event_type] += 1
-        return event_type
 
     def sent(self, data: bytes) -> str:
         """Count one frame that no engine counted; return its event type.
