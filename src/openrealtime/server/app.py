@@ -614,16 +614,15 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if own_process and settings.voice_offload:
-            # Start the turn detection workers before the port opens: made
-            # at the first session, they took the server's core for a
-            # second while that session ran (bench/README.md).
-            await asyncio.to_thread(default_pool, settings.voice_workers, wait=True)
         if own_process:
+            if settings.voice_offload:
+                # Start the turn detection workers before the port opens:
+                # made at the first session, they took the server's core for
+                # a second while that session ran (bench/README.md).
+                await asyncio.to_thread(default_pool, settings.voice_workers, wait=True)
             # A full collection of a freshly started server walked ~60,000
-            # start-up objects for 10 ms, and
-            # a single client waited that long for its reply. Collect
-            # what start-up left, then freeze the rest.
+            # start-up objects for 10 ms while a client waited for its
+            # reply. Collect what start-up left, then freeze the rest.
             gc.collect()
             gc.freeze()
         yield

@@ -52,7 +52,6 @@ import collections
 import concurrent.futures
 import contextlib
 import functools
-import gc
 import itertools
 import logging
 import multiprocessing
@@ -330,10 +329,8 @@ class _Group:
         with self.lock:
             if self._running[i] != [job]:
                 return
-            executor = self._executors[i]
-            processes = getattr(executor, "_processes", None) or {}
             self._killed[i] = True
-            for process in list(processes.values()):
+            for process in _worker_processes(self._executors[i]):
                 process.kill()
 
     def pin(self) -> int:
@@ -519,11 +516,7 @@ class _Group:
             self._shutdown = True
             executors = [e for e in self._executors if e is not None]
             self._executors = [None] * self.size
-        processes = [
-            process
-            for executor in executors
-            for process in list((getattr(executor, "_processes", None) or {}).values())
-        ]
+        processes = [p for e in executors for p in _worker_processes(e)]
         # (Its shutdown(wait=False) forgets the executor's own thread.)
         threads = [getattr(e, "_executor_manager_thread", None) for e in executors]
         for executor in executors:
@@ -541,6 +534,12 @@ class _Group:
         for thread in threads:
             if thread is not None:
                 thread.join(1.0)
+
+
+def _worker_processes(executor: object) -> list[Any]:
+    """The live worker processes of a process pool executor (none for a
+    thread pool): ``ProcessPoolExecutor`` keeps them in ``_processes``."""
+    return list((getattr(executor, "_processes", None) or {}).values())
 
 
 def _deliver(
@@ -916,10 +915,6 @@ def shutdown_default_pool(timeout: float = 5.0) -> None:
         pool, _default = _default, None
     if pool is not None:
         pool.shutdown(timeout)
-        # Free the executors' queues now, while finalizers still run: their
-        # semaphores leave the resource tracker's books.
-        del pool
-        gc.collect()
 
 
 def default_pool(workers: int | None = None, *, wait: bool = False) -> VoicePool:
