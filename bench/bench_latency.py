@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from benchlib import (
     SESSION_UPDATE,
@@ -46,13 +46,20 @@ CLIENTS = ["websockets", "openai", "picows"]
 WARMUP_SECONDS = 2.0
 
 
-async def measure(trip: Trip, warmup: int, iterations: int) -> dict[str, Any]:
-    """Time ``iterations`` round trips after ``warmup`` unmeasured ones (and
-    at least :data:`WARMUP_SECONDS` of them)."""
+class Warmup(NamedTuple):
+    """Unmeasured round trips: at least ``trips`` of them, for at least
+    ``seconds``."""
+
+    trips: int
+    seconds: float
+
+
+async def measure(trip: Trip, warmup: Warmup, iterations: int) -> dict[str, Any]:
+    """Time ``iterations`` round trips after the ``warmup`` ones."""
     wrong = 0
     done = 0
-    until = time.monotonic() + WARMUP_SECONDS
-    while done < warmup or time.monotonic() < until:
+    until = time.monotonic() + warmup.seconds
+    while done < warmup.trips or time.monotonic() < until:
         if await trip() != "session.updated":
             wrong += 1
         done += 1
@@ -74,7 +81,7 @@ async def measure(trip: Trip, warmup: int, iterations: int) -> dict[str, Any]:
     }
 
 
-async def via_websockets(url: str, warmup: int, iterations: int) -> dict[str, Any]:
+async def via_websockets(url: str, warmup: Warmup, iterations: int) -> dict[str, Any]:
     """Raw websockets client; replies are parsed with json.loads."""
     from websockets.asyncio.client import connect
 
@@ -90,7 +97,7 @@ async def via_websockets(url: str, warmup: int, iterations: int) -> dict[str, An
         return await measure(trip, warmup, iterations)
 
 
-async def via_openai(port: int, warmup: int, iterations: int) -> dict[str, Any]:
+async def via_openai(port: int, warmup: Warmup, iterations: int) -> dict[str, Any]:
     """The openai-python SDK's realtime connection (pydantic-parsed events)."""
     from openai import AsyncOpenAI
 
@@ -108,7 +115,7 @@ async def via_openai(port: int, warmup: int, iterations: int) -> dict[str, Any]:
     return result
 
 
-async def via_picows(url: str, warmup: int, iterations: int) -> dict[str, Any]:
+async def via_picows(url: str, warmup: Warmup, iterations: int) -> dict[str, Any]:
     """picows client: the cheapest client side, closest to server cost."""
     from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
@@ -139,7 +146,7 @@ async def via_picows(url: str, warmup: int, iterations: int) -> dict[str, Any]:
 
 
 async def run_clients(
-    url: str, port: int, clients: list[str], warmup: int, iterations: int
+    url: str, port: int, clients: list[str], warmup: Warmup, iterations: int
 ) -> dict[str, dict[str, Any]]:
     """Every client against one running server."""
     out: dict[str, dict[str, Any]] = {}
@@ -190,8 +197,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = parse_args(argv)
-    global WARMUP_SECONDS
-    WARMUP_SECONDS = args.warmup_seconds
     exit_on_sigterm()
     warn_if_busy()
     server_core, client_core = cpu_plan()
@@ -224,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                         server.url,
                         server.port,
                         args.client_list,
-                        args.warmup,
+                        Warmup(args.warmup, args.warmup_seconds),
                         args.iterations,
                     )
                 )
