@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
@@ -221,5 +223,81 @@ async def test_many_sessions_share_worker_calls() -> None:
                 lane.submit(1, DetectorOp("feed", pcm16=pcm[i : i + 4800]))
         await asyncio.wait_for(done.wait(), 60)
         assert all(events.get(k) == ["started", "stopped"] for k in range(40)), events
+        # 40 sessions' 600 jobs (a start and 14 appends each) went in far
+        # fewer calls: the worker's calls are spaced, jobs gather meanwhile.
+        assert pool._groups["vad"].calls < 40 * 15 / 4, pool._groups["vad"].calls
     finally:
         pool.shutdown()
+
+
+async def test_a_dead_vad_worker_fails_its_jobs_and_is_replaced() -> None:
+    """A worker process that dies (here: exits mid-job) fails the jobs it
+    held; the next job runs on a fresh process."""
+    pool = VoicePool(1)
+    try:
+        lane = pool.lane("vad")
+        first = await pool.run(lane, os.getpid)
+        with pytest.raises(BrokenProcessPool):
+            await pool.run(lane, os._exit, 3)
+        second = await pool.run(lane, os.getpid)
+        assert second != first
+        with pytest.raises(ProcessLookupError):
+            os.kill(first, 0)  # gone, and reaped
+    finally:
+        pool.shutdown(5.0)
+    with pytest.raises(ProcessLookupError):
+        os.kill(second, 0)  # shutdown with a timeout: the workers are gone
+
+
+async def test_a_result_that_cannot_be_sent_back_is_that_jobs_error() -> None:
+    pool = VoicePool(1)
+    try:
+        lane = pool.lane("vad")
+        pid = await pool.run(lane, os.getpid)
+        with pytest.raises(RuntimeError, match="could not be sent"):
+            await pool.run(lane, threading.Lock)  # a lock does not pickle
+        with pytest.raises(TypeError):
+            await pool.run(lane, functools.partial, threading.Lock())  # nor here
+        assert await pool.run(lane, os.getpid) == pid  # the same worker goes on
+    finally:
+        pool.shutdown(5.0)
+
+
+async def test_shutdown_ends_idle_vad_workers() -> None:
+    pool = VoicePool(2)
+    pool.warm("vad", background=False)
+    lane = pool.lane("vad")
+    pid = await pool.run(lane, os.getpid)
+    pool.shutdown(5.0)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    # A job submitted after the shutdown is never run (nobody waits for it).
+    job = asyncio.ensure_future(pool.run(pool.lane("vad"), os.getpid))
+    await asyncio.sleep(0.05)
+    assert not job.done()
+    job.cancel()
+
+
+def spin(seconds: float) -> str:
+    """Busy until ``seconds`` pass or the job is cancelled."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        checkpoint()
+        time.sleep(0.002)
+    return "ran out"
+
+
+async def test_a_cancelled_job_on_a_vad_worker_stops_at_its_checkpoint() -> None:
+    pool = VoicePool(1)
+    try:
+        lane = pool.lane("vad")
+        await pool.run(lane, os.getpid)
+        job = asyncio.ensure_future(pool.run(lane, spin, 30.0))
+        await asyncio.sleep(0.3)
+        job.cancel()
+        start = time.monotonic()
+        await pool.run(lane, os.getpid)  # the worker is free again at once
+        assert time.monotonic() - start < 10
+        assert job.cancelled()
+    finally:
+        pool.shutdown(5.0)

@@ -26,7 +26,11 @@ at most one job in flight, and free workers take lanes round-robin, so a
 session that queues a lot waits for its own work, not others for it. A big
 VAD feed is cut into jobs of at most :data:`VAD_JOB_SECONDS` of audio, so it
 takes its turns with the others instead of holding a worker; one worker call
-carries the VAD jobs of up to :data:`VAD_BATCH` sessions. A session more
+carries the VAD jobs of up to :data:`VAD_BATCH` sessions. Each ``vad``
+process is driven over a pipe by one thread of the server's, which calls it
+at most every :data:`VAD_CALL_INTERVAL` (10 ms): under load the jobs of that
+time go together, in one round trip and one wake-up of the event loop, which
+is what made 200 Silero sessions fit on one core. A session more
 than :data:`VAD_BACKLOG_SECONDS` behind has its further audio skipped (the
 timeline advances, nothing is scored) rather than queued.
 
@@ -60,9 +64,9 @@ import pickle
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from openrealtime.turns import DetectorOp, FrameScorer, SpeechDetector, TurnEvent
 
@@ -87,7 +91,12 @@ logger = logging.getLogger("openrealtime.voice")
 #: Most audio, in seconds at the input rate, that one VAD job scores.
 VAD_JOB_SECONDS: Final = 0.5
 #: VAD jobs of different sessions sent to a worker in one call, at most.
-VAD_BATCH: Final = 32
+VAD_BATCH: Final = 256
+#: Least seconds between two calls to one VAD worker process. Under load the
+#: jobs that come meanwhile gather and go in one call (one round trip, one
+#: wake-up of the event loop) instead of a call of one or two jobs each; a
+#: job that finds its worker idle for longer goes at once.
+VAD_CALL_INTERVAL: Final = 0.010
 #: Audio of one session waiting for turn detection past which more audio is
 #: skipped (not scored) instead of queued: memory stays bounded when the
 #: workers cannot keep up.
@@ -183,6 +192,44 @@ def _forget(key: int) -> None:
     _detectors.pop(key, None)
 
 
+_current_job = 0  # in a linked worker process: the id of the job running
+
+
+def _current_cancelled() -> bool:
+    return _cancelled_job is not None and _cancelled_job.value == _current_job
+
+
+def _serve_link(conn: Any, cancelled: Any) -> None:
+    """A turn detection worker process: run each batch the server sends.
+
+    One message each way per batch: the pickled ``(job id, fn, args)``
+    calls, then their ``(ok, result or exception)`` list. It ends when the
+    server closes its end of the pipe.
+    """
+    global _current_job
+    _init_process(cancelled)
+    _local.check = _current_cancelled
+    while True:
+        try:
+            calls = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            return
+        out: list[tuple[bool, Any]] = []
+        for job_id, fn, args in calls:
+            _current_job = job_id
+            try:
+                out.append((True, fn(*args)))
+            except Exception as exc:
+                out.append((False, exc))
+        _current_job = 0
+        try:
+            data = pickle.dumps(out, pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # a result or an exception that cannot be sent
+            failure = RuntimeError(f"a voice job's result could not be sent: {exc!r}")
+            data = pickle.dumps([(False, failure)] * len(out))
+        conn.send_bytes(data)
+
+
 def _transcribe(
     transcriber: Any,
     pcm16: bytes,
@@ -208,6 +255,37 @@ _job_ids = itertools.count(1)
 _lane_ids = itertools.count(1)
 
 
+class _Done(Protocol):
+    """What a job's ``on_done`` reads of its outcome (a future has it too)."""
+
+    def cancelled(self) -> bool: ...
+
+    def exception(self) -> BaseException | None: ...
+
+    def result(self) -> Any: ...
+
+
+class _Outcome:
+    """A finished job's result or exception (cheaper than a future)."""
+
+    __slots__ = ("_ok", "_value")
+
+    def __init__(self, ok: bool, value: Any) -> None:
+        self._ok = ok
+        self._value = value
+
+    def cancelled(self) -> bool:
+        return False
+
+    def exception(self) -> BaseException | None:
+        return None if self._ok else self._value
+
+    def result(self) -> Any:
+        if not self._ok:
+            raise self._value
+        return self._value
+
+
 class _Job:
     __slots__ = ("args", "cancel_event", "fn", "id", "kill", "on_done", "started")
 
@@ -215,7 +293,7 @@ class _Job:
         self,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
-        on_done: Callable[[concurrent.futures.Future[Any]], None],
+        on_done: Callable[[_Done], None],
     ) -> None:
         self.id = next(_job_ids)
         self.fn = fn
@@ -230,13 +308,15 @@ class _Job:
 class Lane:
     """One session's queue of one kind of work: one job in flight at a time."""
 
-    def __init__(self, group: _Group, worker: int | None) -> None:
+    def __init__(self, group: _Group | _LinkedGroup, worker: int | None) -> None:
         self.id = next(_lane_ids)
         self.group = group
         self.worker = worker
         self.jobs: collections.deque[_Job] = collections.deque()
         self.running: _Job | None = None
         self.closed = False
+        #: In its group's queue of lanes with work (a linked group's flag).
+        self.queued = False
 
     def has_work(self) -> bool:
         return bool(self.jobs)
@@ -545,9 +625,287 @@ def _worker_processes(executor: object) -> list[Any]:
 def _deliver(
     loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any
 ) -> None:
-    """Run ``callback(*args)`` on ``loop``, unless that loop has closed."""
+    """Run ``callback(*args)`` on ``loop``, unless that loop has closed.
+
+    Inside :func:`_delivering`, the calls are gathered and each loop gets
+    them in one wake-up.
+    """
+    gathered: list[Any] | None = getattr(_local, "deliveries", None)
+    if gathered is not None:
+        gathered.append((loop, callback, args))
+        return
     with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
         loop.call_soon_threadsafe(callback, *args)
+
+
+def _run_deliveries(calls: list[tuple[Callable[..., None], tuple[Any, ...]]]) -> None:
+    for callback, args in calls:
+        try:
+            callback(*args)
+        except Exception:  # pragma: no cover - a bug in a callback: run the rest
+            logger.exception("voice pool: a result callback failed")
+
+
+@contextlib.contextmanager
+def _delivering() -> Iterator[None]:
+    """Gather this thread's :func:`_deliver` calls; hand each loop its share
+    with one ``call_soon_threadsafe`` (one wake-up of the loop per batch of
+    results, not one per job)."""
+    gathered: list[tuple[asyncio.AbstractEventLoop, Callable[..., None], Any]] = []
+    _local.deliveries = gathered
+    try:
+        yield
+    finally:
+        _local.deliveries = None
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for loop, callback, args in gathered:
+            by_loop.setdefault(loop, []).append((callback, args))
+        for loop, calls in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # closed: nobody waits
+                loop.call_soon_threadsafe(_run_deliveries, calls)
+
+
+class _Link:
+    """One turn detection worker process and the pipe to it."""
+
+    __slots__ = ("conn", "process")
+
+    def __init__(self, conn: Any, process: Any) -> None:
+        self.conn = conn
+        self.process = process
+
+    def close(self) -> None:
+        """Close the server's end: the worker reads EOF and exits."""
+        with contextlib.suppress(OSError):
+            self.conn.close()
+
+
+class _LinkedGroup:
+    """Worker processes for turn detection, each driven over a pipe by one
+    thread of the server's.
+
+    Turn detection sends many small jobs (a 40 ms append every 40 ms per
+    session), so the hand-off is what it costs beyond the scoring itself.
+    A ``concurrent.futures`` process pool takes four thread hops per job
+    (the group's scheduler, the executor's manager and its queue feeder
+    threads, then a callback per future) and one wake-up of the event loop
+    per result: at 180 sessions that was ~40 % of a core. Here worker ``i``
+    has one thread that takes the lanes pinned to it which have work (up to
+    ``batch`` of them), sends their jobs in one message, waits for the one
+    reply, and hands each event loop its results in one call.
+
+    Same interface as :class:`_Group` for :class:`Lane` and
+    :class:`VadLane`; fairness is the same (a lane has one job in flight,
+    lanes are served in the order they got work).
+    """
+
+    processes = True
+
+    def __init__(
+        self, name: GroupName, size: int, *, batch: int, interval: float = 0.0
+    ) -> None:
+        self.name = name
+        self.size = size
+        self.batch = batch
+        #: Least seconds between two calls to one worker.
+        self.interval = interval
+        #: Calls made to the workers (each carries one or more jobs).
+        self.calls = 0
+        self.lock = threading.Lock()
+        self._ready: list[collections.deque[Lane]] = [
+            collections.deque() for _ in range(size)
+        ]
+        self._wakeups = [threading.Condition(self.lock) for _ in range(size)]
+        self._idle = [False] * size
+        self._threads: list[threading.Thread | None] = [None] * size
+        self._links: list[_Link | None] = [None] * size
+        self._starting = [threading.Lock() for _ in range(size)]
+        self._running: list[list[_Job]] = [[] for _ in range(size)]
+        self._cancelled: list[Any] = [None] * size
+        self._pinned = [0] * size
+        self._shutdown = False
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`shutdown` was called."""
+        return self._shutdown
+
+    # Called with the lock held.
+
+    def pin(self) -> int:
+        worker = min(range(self.size), key=self._pinned.__getitem__)
+        self._pinned[worker] += 1
+        return worker
+
+    def unpin(self, worker: int) -> None:
+        self._pinned[worker] -= 1
+
+    def wake(self, lane: Lane) -> None:
+        if lane.running is not None or lane.queued or not lane.has_work():
+            return
+        i = lane.worker
+        if i is None:  # a lane with no state on a worker: the least busy one
+            i = min(range(self.size), key=lambda k: len(self._ready[k]))
+        lane.queued = True
+        self._ready[i].append(lane)
+        if self._threads[i] is None and not self._shutdown:
+            thread = threading.Thread(
+                target=self._serve, args=(i,), name=f"openrealtime-{self.name}-{i}"
+            )
+            thread.daemon = True
+            self._threads[i] = thread
+            thread.start()
+        elif self._idle[i]:
+            self._idle[i] = False
+            self._wakeups[i].notify()
+
+    def cancel_running(self, job: _Job) -> None:
+        job.cancel_event.set()
+        for i, running in enumerate(self._running):
+            if job in running and self._cancelled[i] is not None:
+                self._cancelled[i].value = job.id
+
+    # Worker processes.
+
+    def _link(self, i: int) -> _Link | None:
+        """Worker ``i``'s process, started (and answering) if it was not."""
+        with self._starting[i]:
+            link = self._links[i]
+            if link is not None or self._shutdown:
+                return link
+            context = multiprocessing.get_context("forkserver")
+            # Workers fork from a server process that imported these once.
+            context.set_forkserver_preload(["openrealtime.voice.compute", "numpy"])
+            cancelled = context.RawValue("q", 0)
+            ours, theirs = context.Pipe()
+            process = context.Process(
+                target=_serve_link,
+                args=(theirs, cancelled),
+                name=f"openrealtime-{self.name}-{i}",
+                daemon=True,
+            )
+            process.start()
+            theirs.close()
+            link = _Link(ours, process)
+            try:  # an empty batch: the worker runs
+                ours.send_bytes(pickle.dumps([]))
+                ours.recv_bytes()
+            except (EOFError, OSError):  # pragma: no cover - cannot start
+                logger.exception("voice worker %s-%d did not start", self.name, i)
+                link.close()
+                return None
+            with self.lock:
+                if self.stopped:  # shut down while it started
+                    link.close()
+                    return None
+                self._links[i] = link
+                self._cancelled[i] = cancelled
+            return link
+
+    def warm(self) -> None:
+        """Start every worker process now (so the first jobs do not wait)."""
+        for i in range(self.size):
+            self._link(i)
+
+    def _call(self, i: int, jobs: list[_Job]) -> list[tuple[bool, Any]]:
+        """Run ``jobs`` on worker ``i``; each one's ``(ok, value)``."""
+        link = self._link(i)
+        if link is None:
+            return [(False, BrokenProcessPool("the voice pool is shut down"))] * len(
+                jobs
+            )
+        try:
+            message = pickle.dumps(
+                [(job.id, job.fn, job.args) for job in jobs], pickle.HIGHEST_PROTOCOL
+            )
+        except Exception as exc:  # something a job carries cannot be sent
+            return [(False, exc)] * len(jobs)
+        try:
+            link.conn.send_bytes(message)
+            results: list[tuple[bool, Any]] = pickle.loads(link.conn.recv_bytes())
+        except (EOFError, OSError) as exc:
+            # The worker died (killed, out of memory): the next call starts a
+            # fresh one. The detectors that lived there are lost.
+            logger.error("voice worker %s-%d died; restarting it", self.name, i)
+            with self.lock:
+                self._links[i] = None
+            link.close()
+            link.process.join(1.0)
+            broken = BrokenProcessPool(f"voice worker {self.name}-{i} died: {exc!r}")
+            return [(False, broken)] * len(jobs)
+        return results
+
+    # Worker i's thread.
+
+    def _serve(self, i: int) -> None:
+        ready = self._ready[i]
+        wakeup = self._wakeups[i]
+        sent = -self.interval
+        while True:
+            # Under load, let jobs gather: one call carries them all.
+            pause = sent + self.interval - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            pairs: list[tuple[Lane, _Job]] = []
+            with self.lock:
+                while not ready and not self._shutdown:
+                    self._idle[i] = True
+                    wakeup.wait()
+                if self._shutdown:
+                    self._idle[i] = False
+                    link, self._links[i] = self._links[i], None
+                    if link is not None:
+                        link.close()
+                    return
+                while ready and len(pairs) < self.batch:
+                    lane = ready.popleft()
+                    lane.queued = False
+                    job = lane.next_job()
+                    if job is None:  # pragma: no cover - only lanes with work
+                        continue
+                    lane.running = job
+                    job.started = True
+                    pairs.append((lane, job))
+                jobs = [job for _, job in pairs]
+                self._running[i] = jobs
+            if not jobs:  # pragma: no cover - only lanes with work are ready
+                continue
+            sent = time.monotonic()
+            results = self._call(i, jobs)
+            self.calls += 1
+            with self.lock:
+                self._running[i] = []
+                for lane, _ in pairs:
+                    lane.running = None
+                    self.wake(lane)
+            with _delivering():
+                for job, (ok, value) in zip(jobs, results, strict=True):
+                    try:
+                        job.on_done(_Outcome(ok, value))
+                    except Exception:  # pragma: no cover - a bug: go on
+                        logger.exception("voice pool %s: on_done failed", self.name)
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop the workers; with ``timeout``, wait that long for worker
+        processes to exit, then kill those that run on."""
+        with self.lock:
+            self._shutdown = True
+            links = [link for link in self._links if link is not None]
+            for i in range(self.size):
+                if self._threads[i] is None or self._idle[i]:
+                    # No thread is in a call on this link: close it here.
+                    link, self._links[i] = self._links[i], None
+                    if link is not None:
+                        link.close()
+                self._wakeups[i].notify()
+        if timeout is None:
+            return
+        deadline = time.monotonic() + timeout
+        for link in links:
+            link.process.join(max(0.0, deadline - time.monotonic()))
+            if link.process.is_alive():
+                link.process.kill()
+                link.process.join(1.0)
 
 
 def _picklable(obj: object) -> bool:
@@ -571,7 +929,7 @@ class VadLane:
 
     def __init__(
         self,
-        group: _Group,
+        group: _Group | _LinkedGroup,
         factory: Callable[[int], FrameScorer],
         on_results: Callable[
             [list[tuple[int, list[TurnEvent]]], BaseException | None], None
@@ -699,9 +1057,7 @@ class VadLane:
 
     # On an executor's thread.
 
-    def _done(
-        self, whole: int, nbytes: int, future: concurrent.futures.Future[Any]
-    ) -> None:
+    def _done(self, whole: int, nbytes: int, future: _Done) -> None:
         if future.cancelled():
             results: list[tuple[int, list[TurnEvent]]] = []
             exc: BaseException | None = None
@@ -741,8 +1097,12 @@ class VoicePool:
             raise ValueError("a voice pool needs at least one worker")
         self.workers = size
         self.processes = processes
-        self._groups: dict[GroupName, _Group] = {
-            "vad": _Group("vad", size, processes=processes, batch=VAD_BATCH),
+        self._groups: dict[GroupName, _Group | _LinkedGroup] = {
+            "vad": (
+                _LinkedGroup("vad", size, batch=VAD_BATCH, interval=VAD_CALL_INTERVAL)
+                if processes
+                else _Group("vad", size, processes=False, batch=VAD_BATCH)
+            ),
             "asr": _Group(
                 "asr", size, processes=processes, kill_after=CANCEL_GRACE_SECONDS
             ),
@@ -783,7 +1143,7 @@ class VoicePool:
         loop = asyncio.get_running_loop()
         result: asyncio.Future[Any] = loop.create_future()
 
-        def settle(future: concurrent.futures.Future[Any]) -> None:
+        def settle(future: _Done) -> None:
             if result.done():
                 return
             if future.cancelled():
@@ -885,7 +1245,7 @@ class LaneExecutor(concurrent.futures.Executor):
     ) -> concurrent.futures.Future[Any]:
         outer: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
-        def settle(future: concurrent.futures.Future[Any]) -> None:
+        def settle(future: _Done) -> None:
             if future.cancelled():
                 outer.cancel()
             elif (exc := future.exception()) is not None:
