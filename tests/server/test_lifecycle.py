@@ -197,3 +197,33 @@ def test_sigterm_ends_the_voice_workers_too() -> None:
         while time.monotonic() < deadline and any(_alive(h) for h in helpers):
             time.sleep(0.1)
         assert not any(_alive(h) for h in helpers)
+
+
+def test_vad_workers_load_the_model_before_the_port_opens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With Silero, each turn detection worker has onnxruntime loaded by the
+    time /healthz answers: the first session on a worker does not pay
+    ~110 ms for it in its first job. The forkserver does not load it
+    (importing onnxruntime starts threads, and it forks every worker)."""
+    pytest.importorskip("onnxruntime")
+    from openrealtime.voice import vad
+
+    try:
+        vad._SharedOnnxSilero.model_path()
+    except ImportError:
+        pytest.skip("faster-whisper's Silero model is not installed")
+    monkeypatch.setenv("OPENREALTIME_VOICE_WORKERS", "2")
+    with _server("--vad", "silero") as (proc, _):
+        helpers = {
+            pid
+            for pid in _descendants(proc.pid)
+            if "multiprocessing" in Path(f"/proc/{pid}/cmdline").read_text()
+        }
+        loaded = {
+            pid
+            for pid in helpers
+            if "onnxruntime" in Path(f"/proc/{pid}/maps").read_text()
+        }
+        assert len(loaded) == 2, (helpers, loaded)
+        assert len(helpers) > len(loaded)  # the forkserver and resource tracker

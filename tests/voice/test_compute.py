@@ -14,7 +14,7 @@ import pytest
 
 from openrealtime import audio
 from openrealtime.turns import DetectorOp, DetectorSettings, EnergyScorer, TurnEvent
-from openrealtime.voice.compute import JobCancelled, VoicePool, checkpoint
+from openrealtime.voice.compute import JobCancelled, Lane, VoicePool, checkpoint
 
 
 def record(order: list[str], name: str, seconds: float = 0.02) -> str:
@@ -299,5 +299,88 @@ async def test_a_cancelled_job_on_a_vad_worker_stops_at_its_checkpoint() -> None
         await pool.run(lane, os.getpid)  # the worker is free again at once
         assert time.monotonic() - start < 10
         assert job.cancelled()
+    finally:
+        pool.shutdown(5.0)
+
+
+_scorers_built: list[int] = []  # in each process: the rates a factory built for
+
+
+def counting_scorer(rate: int) -> EnergyScorer:
+    _scorers_built.append(rate)
+    return EnergyScorer(rate)
+
+
+def scorers_built() -> list[int]:
+    return list(_scorers_built)
+
+
+def failing_scorer(rate: int) -> EnergyScorer:
+    raise RuntimeError(f"no model for {rate} Hz")
+
+
+async def test_prime_builds_a_scorer_on_every_vad_worker() -> None:
+    """Each worker process builds one scorer before any session (the first
+    session on a worker no longer pays for loading the model)."""
+    pool = VoicePool(2)
+    try:
+        took = await asyncio.to_thread(pool.prime, counting_scorer, 16000)
+        assert len(took) == 2 and all(isinstance(t, float) for t in took), took
+        group = pool._groups["vad"]  # one lane pinned to each worker
+        built = [await pool.run(Lane(group, i), scorers_built) for i in range(2)]
+        assert built == [[16000], [16000]]
+        pids = {await pool.run(Lane(group, i), os.getpid) for i in range(2)}
+        assert len(pids) == 2 and os.getpid() not in pids
+        assert _scorers_built == []  # nothing was built in this process
+    finally:
+        pool.shutdown(5.0)
+
+
+async def test_prime_reports_a_factory_that_fails_and_the_pool_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pool = VoicePool(1)
+    try:
+        [outcome] = await asyncio.to_thread(pool.prime, failing_scorer)
+        assert isinstance(outcome, RuntimeError)
+        assert "no model for 24000 Hz" in str(outcome)
+        assert "could not be primed" in caplog.text
+        assert await pool.run(pool.lane("vad"), os.getpid) != os.getpid()
+    finally:
+        pool.shutdown(5.0)
+
+
+async def test_prime_of_a_factory_on_threads_runs_here() -> None:
+    """A factory that cannot be pickled (its sessions run on threads), or a
+    pool of threads: primed once in this process."""
+    built: list[int] = []
+
+    def local(rate: int) -> EnergyScorer:
+        built.append(rate)
+        return EnergyScorer(rate)
+
+    for pool in (VoicePool(1), VoicePool(2, processes=False)):
+        try:
+            built.clear()
+            took = await asyncio.to_thread(pool.prime, local)
+            assert len(took) == 1 and isinstance(took[0], float)
+            assert built == [24000]
+            [failed] = await asyncio.to_thread(pool.prime, lambda r: failing_scorer(r))
+            assert isinstance(failed, RuntimeError)
+        finally:
+            pool.shutdown(5.0)
+
+
+async def test_prime_waits_no_longer_than_its_timeout() -> None:
+    pool = VoicePool(1)
+    try:
+        group = pool._groups["vad"]
+        busy = asyncio.ensure_future(pool.run(Lane(group, 0), time.sleep, 3.0))
+        await asyncio.sleep(0.3)  # the worker is in that job
+        start = time.monotonic()
+        [outcome] = await asyncio.to_thread(pool.prime, counting_scorer, timeout=0.2)
+        assert isinstance(outcome, TimeoutError)
+        assert time.monotonic() - start < 2.5
+        await busy
     finally:
         pool.shutdown(5.0)

@@ -619,7 +619,14 @@ def create_app(
                 # Start the turn detection workers before the port opens:
                 # made at the first session, they took the server's core for
                 # a second while that session ran (bench/README.md).
-                await asyncio.to_thread(default_pool, settings.voice_workers, wait=True)
+                pool = await asyncio.to_thread(
+                    default_pool, settings.voice_workers, wait=True
+                )
+                if settings.scorer_factory is not None:
+                    # And load the VAD model in each of them: the first
+                    # session on a worker paid ~110 ms for it in its first
+                    # turn detection job (ONNX Silero).
+                    await asyncio.to_thread(pool.prime, settings.scorer_factory)
             # A full collection of a freshly started server walked ~60,000
             # start-up objects for 10 ms while a client waited for its
             # reply. Collect what start-up left, then freeze the rest.

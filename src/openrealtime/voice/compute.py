@@ -68,7 +68,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Final, Literal, Protocol
 
-from openrealtime.turns import DetectorOp, FrameScorer, SpeechDetector, TurnEvent
+from openrealtime.turns import (
+    DetectorOp,
+    DetectorSettings,
+    FrameScorer,
+    SpeechDetector,
+    TurnEvent,
+)
 
 
 __all__ = [
@@ -190,6 +196,18 @@ def _run_many(
 
 def _forget(key: int) -> None:
     _detectors.pop(key, None)
+
+
+def _prime(factory: Callable[[int], FrameScorer], rate: int) -> float:
+    """Do once, in a worker, what its first session's first job would pay
+    for: build a scorer (a model scorer loads its engine and model here),
+    its resampler, and score 100 ms of silence. Nothing is kept but what
+    the scorer caches for the process. Returns the seconds it took."""
+    began = time.perf_counter()
+    detector = SpeechDetector(factory)
+    detector.apply(DetectorOp("start", settings=DetectorSettings(rate, 0.5, 0, 500)))
+    detector.apply(DetectorOp("feed", pcm16=bytes(rate // 10 * 2)))
+    return time.perf_counter() - began
 
 
 _current_job = 0  # in a linked worker process: the id of the job running
@@ -1208,6 +1226,58 @@ class VoicePool:
     def executor(self) -> concurrent.futures.Executor:
         """An executor over one new ``io`` lane (a session's synthesis)."""
         return LaneExecutor(self.lane("io"))
+
+    def prime(
+        self,
+        factory: Callable[[int], FrameScorer],
+        rate: int = 24000,
+        *,
+        timeout: float = 120.0,
+    ) -> list[float | BaseException]:
+        """Make each turn detection worker ready for ``factory``'s scorers
+        (blocks; call it from a thread, before sessions come).
+
+        A model scorer pays for its engine and model once per worker process
+        (ONNX Silero: ~110 ms to import onnxruntime and load the model), and
+        without this the first session on each worker pays it in its first
+        job. Each worker builds one scorer for ``rate`` and scores 100 ms of
+        silence (see :func:`_prime`); a ``factory`` that runs on threads (it
+        cannot be pickled) is primed once here. Returns each worker's
+        seconds, or the exception it raised (logged; sessions would meet
+        the same one), or :class:`TimeoutError` for one not done in time.
+        """
+        group = self._groups["vad"]
+        if group.processes and not _picklable(factory):
+            group = self._groups["io"]
+        if not group.processes:
+            try:
+                return [_prime(factory, rate)]
+            except Exception as exc:
+                logger.warning("turn detection could not be primed: %r", exc)
+                return [exc]
+        done = threading.Event()
+        out: list[float | BaseException] = [TimeoutError()] * group.size
+        left = [group.size]
+        lock = threading.Lock()
+
+        def settle(i: int, future: _Done) -> None:
+            exc = future.exception()
+            if exc is not None:
+                logger.warning("voice worker vad-%d could not be primed: %r", i, exc)
+            with lock:
+                out[i] = exc if exc is not None else future.result()
+                left[0] -= 1
+                if not left[0]:
+                    done.set()
+
+        for i in range(group.size):
+            # A lane pinned to worker i but not counted as a session's.
+            Lane(group, i).submit(
+                _Job(_prime, (factory, rate), functools.partial(settle, i))
+            )
+        done.wait(timeout)
+        with lock:
+            return list(out)
 
     def warm(self, *groups: GroupName, background: bool = True) -> None:
         """Start the worker processes of ``groups`` (default: all) now, on a
