@@ -107,7 +107,7 @@ const agent = new RealtimeAgent({
 });
 const session = new RealtimeSession(agent, { transport: "webrtc", model: "gpt-realtime" });
 session.transport.on("*", (event) => window.events.push(event));
-session.on("error", (error) => window.failures.push(String(error && error.error || error)));
+session.on("error", (error) => window.failures.push(JSON.stringify(error && error.error || error)));
 window.session = session;
 try {
   await session.connect({
@@ -269,7 +269,24 @@ async def test_stock_agents_sdk_over_webrtc(
     seen = types(events)
     assert "response.output_audio.delta" not in seen
     assert "session.updated" in seen
-    assert await page.evaluate("window.failures") == []
+    # One race is the protocol's, not ours: interrupt() sends response.cancel
+    # while it has not yet seen response.done, so a reply whose generation
+    # ended a moment earlier (its audio still playing) is answered
+    # response_cancel_not_active, as the hosted API answers it. Any other
+    # error, or this one without a response.done before it, fails.
+    for failure in await page.evaluate("window.failures"):
+        error = json.loads(failure)
+        assert error["error"]["code"] == "response_cancel_not_active", failure
+        at = next(
+            i for i, e in enumerate(events) if e.get("event_id") == error["event_id"]
+        )
+        created = [
+            e["response"]["id"] for e in events[:at] if e["type"] == "response.created"
+        ]
+        done = {
+            e["response"]["id"] for e in events[:at] if e["type"] == "response.done"
+        }
+        assert created and created[-1] in done, failure
     # Chromium checked every pair, from each of its interfaces' sockets:
     # the server answered (and so learned, and sent to) loopback ones only.
     assert_loopback_peers(call.pc)
