@@ -10,7 +10,7 @@ from openrealtime import audio
 from openrealtime.config import Defaults, apply_update, default_config
 from openrealtime.models import RealtimeSessionUpdate, TranscriptionSessionUpdate
 from openrealtime.session import CancelResponse, Close, Limits, Session, StartResponse
-from openrealtime.turns import EnergyScorer, TurnDetector
+from openrealtime.turns import EnergyScorer, TurnDetector, TurnEvent
 from tests.helpers import T0, new_session, only_error, send, types, update
 
 
@@ -370,6 +370,51 @@ class TestTurnDetectionEdges:
         detector.configure(threshold=0.9, prefix_padding_ms=10, silence_duration_ms=50)
         detector.reset()
         assert not detector.in_speech
+
+    def test_batch_scorer_gets_a_feed_in_one_call(self) -> None:
+        """A scorer with score_many gets the whole frames of a feed at once
+        (one frame alone still goes to score), and the turn events are those
+        of scoring frame by frame."""
+        calls: list[tuple[str, int]] = []
+
+        class Batch(EnergyScorer):
+            def score(self, frame: bytes) -> float:
+                calls.append(("score", len(frame)))
+                return super().score(frame)
+
+            def score_many(self, frames: bytes) -> list[float]:
+                calls.append(("many", len(frames)))
+                n = 2 * self.frame_samples
+                return [
+                    EnergyScorer.score(self, frames[i : i + n])
+                    for i in range(0, len(frames), n)
+                ]
+
+        pcm = (
+            audio.silence(300, 24000)
+            + audio.tone(500, 24000, 300.0, 0.5)
+            + audio.silence(700, 24000)
+        )
+        # Feeds of 1000, 2000 and 3000 bytes in turn: 1 to 4 whole frames of
+        # 960 bytes each (20 ms at 24 kHz), with the remainder carried over.
+        chunks, at = [], 0
+        while at < len(pcm):
+            size = 1000 * (len(chunks) % 3 + 1)
+            chunks.append(pcm[at : at + size])
+            at += size
+
+        def run(scorer: EnergyScorer) -> list[TurnEvent]:
+            detector = TurnDetector(
+                scorer, threshold=0.5, prefix_padding_ms=100, silence_duration_ms=300
+            )
+            return [e for chunk in chunks for e in detector.feed(chunk)]
+
+        batched = run(Batch(24000))
+        assert batched == run(EnergyScorer(24000))
+        assert [e.kind for e in batched] == ["started", "stopped"]
+        assert ("score", 960) in calls and ("many", 1920) in calls
+        assert ("many", 2880) in calls
+        assert all(n % 960 == 0 and n > 960 for kind, n in calls if kind == "many")
 
 
 class TestConfigEdges:

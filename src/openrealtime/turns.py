@@ -29,6 +29,7 @@ from openrealtime import audio
 
 
 __all__ = [
+    "BatchScorer",
     "DetectorOp",
     "DetectorSettings",
     "EnergyScorer",
@@ -51,6 +52,20 @@ class FrameScorer(Protocol):
 
     def reset(self) -> None:
         """Forget any state carried from frame to frame."""
+        ...
+
+
+class BatchScorer(FrameScorer, Protocol):
+    """A scorer that can also score several frames of one stream at once.
+
+    :class:`TurnDetector` uses :meth:`score_many` when a scorer has it: a
+    model runtime pays a fixed cost per call (onnxruntime: about as much as
+    a frame), so the frames of one feed go in one call. The result must be
+    what :meth:`~FrameScorer.score` would give frame by frame, in order.
+    """
+
+    def score_many(self, frames: bytes) -> list[float]:
+        """Speech probabilities of consecutive frames (a whole number of them)."""
         ...
 
 
@@ -99,6 +114,7 @@ class TurnDetector:
     __slots__ = (
         "_pending",
         "_position",
+        "_score_many",
         "_silence_ms",
         "_speech_start",
         "frame_ms",
@@ -118,6 +134,9 @@ class TurnDetector:
         silence_duration_ms: int,
     ) -> None:
         self.scorer = scorer
+        self._score_many: Callable[[bytes], list[float]] | None = getattr(
+            scorer, "score_many", None
+        )
         self.threshold = threshold
         self.prefix_padding_ms = prefix_padding_ms
         self.silence_duration_ms = silence_duration_ms
@@ -146,8 +165,16 @@ class TurnDetector:
         data = self._pending + pcm16
         size = self.scorer.frame_samples * 2
         end = len(data) - len(data) % size
-        for offset in range(0, end, size):
-            speech = self.scorer.score(data[offset : offset + size]) >= self.threshold
+        scores: list[float]
+        if self._score_many is not None and end > size:
+            scores = self._score_many(data[:end])
+        else:
+            score = self.scorer.score
+            scores = [
+                score(data[offset : offset + size]) for offset in range(0, end, size)
+            ]
+        for probability in scores:
+            speech = probability >= self.threshold
             start = self._position
             self._position += self.frame_ms
             if not self.in_speech:

