@@ -13,7 +13,13 @@ from concurrent.futures.process import BrokenProcessPool
 import pytest
 
 from openrealtime import audio
-from openrealtime.turns import DetectorOp, DetectorSettings, EnergyScorer, TurnEvent
+from openrealtime.turns import (
+    DetectorOp,
+    DetectorSettings,
+    EnergyScorer,
+    SpeechDetector,
+    TurnEvent,
+)
 from openrealtime.voice.compute import JobCancelled, Lane, VoicePool, checkpoint
 
 
@@ -384,3 +390,81 @@ async def test_prime_waits_no_longer_than_its_timeout() -> None:
         await busy
     finally:
         pool.shutdown(5.0)
+
+
+def test_adjacent_feeds_of_one_generation_merge() -> None:
+    """Feeds in a row of one generation become one feed; anything else
+    (another op, another generation) keeps its place."""
+    from openrealtime.voice.compute import _merge_feeds
+
+    start = DetectorOp("start", settings=DetectorSettings(24000, 0.5, 0, 500))
+    feed = [DetectorOp("feed", pcm16=bytes([i]) * 2) for i in range(5)]
+    ops = [
+        (1, start),
+        (1, feed[0]),
+        (1, feed[1]),
+        (1, feed[2]),
+        (2, feed[3]),
+        (2, DetectorOp("reset")),
+        (2, feed[4]),
+    ]
+    merged = _merge_feeds(ops)
+    assert [(g, op.kind, op.pcm16) for g, op in merged] == [
+        (1, "start", b""),
+        (1, "feed", b"\x00\x00\x01\x01\x02\x02"),
+        (2, "feed", b"\x03\x03"),
+        (2, "reset", b""),
+        (2, "feed", b"\x04\x04"),
+    ]
+    assert _merge_feeds(ops[:3])[-1][1].pcm16 == b"\x00\x00\x01\x01"
+    assert _merge_feeds([]) == []
+
+
+async def test_queued_appends_reach_the_scorer_in_one_batch() -> None:
+    """40 ms appends queued while the worker is busy are scored in one
+    score_many call, and give the events of frame-by-frame scoring."""
+    batches: list[int] = []
+    gate = threading.Event()
+
+    class Batch(EnergyScorer):
+        def score_many(self, frames: bytes) -> list[float]:
+            gate.wait(10)  # the first job holds the worker: the rest queue up
+            batches.append(len(frames) // (2 * self.frame_samples))
+            n = 2 * self.frame_samples
+            return [self.score(frames[i : i + n]) for i in range(0, len(frames), n)]
+
+    pool = VoicePool(1, processes=False)
+    got: list[TurnEvent] = []
+    done = asyncio.Event()
+
+    def on_results(
+        results: list[tuple[int, list[TurnEvent]]], exc: BaseException | None
+    ) -> None:
+        assert exc is None
+        got.extend(e for _, batch in results for e in batch)
+        if not lane.busy:
+            done.set()
+
+    settings = DetectorSettings(24000, 0.5, 300, 500)
+    pcm = audio.silence(400, 24000) + audio.tone(1000, 24000, 300.0, 0.5)
+    pcm += audio.silence(800, 24000)
+    appends = [pcm[i : i + 1920] for i in range(0, len(pcm), 1920)]
+    try:
+        lane = pool.vad_lane(lambda rate: Batch(rate), on_results)
+        lane.submit(1, DetectorOp("start", settings=settings))
+        lane.submit(1, DetectorOp("feed", pcm16=appends[0]))
+        await asyncio.sleep(0.2)  # that job is on the worker, at the gate
+        for chunk in appends[1:]:
+            lane.submit(1, DetectorOp("feed", pcm16=chunk))
+        gate.set()
+        await asyncio.wait_for(done.wait(), 30)
+    finally:
+        pool.shutdown()
+    inline = SpeechDetector(EnergyScorer)
+    inline.apply(DetectorOp("start", settings=settings))
+    expected = [
+        e for chunk in appends for e in inline.apply(DetectorOp("feed", pcm16=chunk))
+    ]
+    assert got == expected and [e.kind for e in got] == ["started", "stopped"]
+    # 2.2 s in 0.5 s jobs: a few calls of 25 frames (20 ms each), not 55 of 1-2.
+    assert batches[0] == 2 and max(batches) >= 20 and len(batches) <= 8

@@ -181,6 +181,33 @@ def _detect(
     return out
 
 
+def _merge_feeds(
+    ops: list[tuple[int, DetectorOp]],
+) -> list[tuple[int, DetectorOp]]:
+    """Adjacent feeds of one generation as one feed.
+
+    A lane's ops queue up while its worker is busy (a backlog, a loaded
+    machine), so a job may carry several 40 ms appends. Fed as one, their
+    whole frames reach the scorer together
+    (:class:`~openrealtime.turns.BatchScorer`: one model run for all of
+    them); the resampler and the detector give what they give fed piece by
+    piece, so the turn events are the same.
+    """
+    out: list[tuple[int, DetectorOp]] = []
+    pieces: list[bytes] = []
+    for generation, op in ops:
+        if op.kind == "feed" and pieces and out[-1][0] == generation:
+            pieces.append(op.pcm16)
+            continue
+        if len(pieces) > 1:
+            out[-1] = (out[-1][0], DetectorOp("feed", pcm16=b"".join(pieces)))
+        pieces = [op.pcm16] if op.kind == "feed" else []
+        out.append((generation, op))
+    if len(pieces) > 1:
+        out[-1] = (out[-1][0], DetectorOp("feed", pcm16=b"".join(pieces)))
+    return out
+
+
 def _run_many(
     calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]],
 ) -> list[tuple[bool, Any]]:
@@ -1069,7 +1096,7 @@ class VadLane:
             budget = 0
         return _Job(
             _detect,
-            (self._lane.id, self._factory, taken),
+            (self._lane.id, self._factory, _merge_feeds(taken)),
             functools.partial(self._done, whole, nbytes),
         )
 
