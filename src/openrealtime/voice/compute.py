@@ -194,17 +194,13 @@ def _merge_feeds(
     piece, so the turn events are the same.
     """
     out: list[tuple[int, DetectorOp]] = []
-    pieces: list[bytes] = []
-    for generation, op in ops:
-        if op.kind == "feed" and pieces and out[-1][0] == generation:
-            pieces.append(op.pcm16)
-            continue
-        if len(pieces) > 1:
-            out[-1] = (out[-1][0], DetectorOp("feed", pcm16=b"".join(pieces)))
-        pieces = [op.pcm16] if op.kind == "feed" else []
-        out.append((generation, op))
-    if len(pieces) > 1:
-        out[-1] = (out[-1][0], DetectorOp("feed", pcm16=b"".join(pieces)))
+    runs = itertools.groupby(ops, key=lambda item: (item[0], item[1].kind == "feed"))
+    for (generation, feeds), run in runs:
+        taken = list(run)
+        if feeds and len(taken) > 1:
+            pcm = b"".join(op.pcm16 for _, op in taken)
+            taken = [(generation, DetectorOp("feed", pcm16=pcm))]
+        out.extend(taken)
     return out
 
 
@@ -1167,10 +1163,16 @@ class VoicePool:
 
         A ``factory`` that cannot be pickled runs on threads.
         """
-        group = self._groups["vad"]
-        if group.processes and not _picklable(factory):
-            group = self._groups["io"]
-        return VadLane(group, factory, on_results)
+        return VadLane(self._groups[self._home("vad", factory)], factory, on_results)
+
+    def _home(self, name: GroupName, payload: object) -> GroupName:
+        """The group that runs ``payload``'s jobs: ``name``, or ``io``
+        (threads) where ``name`` runs on processes and ``payload`` cannot be
+        pickled to them."""
+        group = self._groups[name]
+        if group.processes and not _picklable(payload):
+            return "io"
+        return name
 
     def lane(self, group: GroupName) -> Lane:
         """A new lane (one session's queue) in ``group``."""
@@ -1242,10 +1244,8 @@ class VoicePool:
 
     def transcription_lane(self, transcriber: Any) -> Lane:
         """The lane a session's transcriptions go through."""
-        group: GroupName = "asr"
-        if self._groups["asr"].processes and not _picklable(transcriber):
-            group = "io"
-        elif not self._asr_warm:
+        group = self._home("asr", transcriber)
+        if group == "asr" and not self._asr_warm:
             self._asr_warm = True
             self.warm("asr")
         return self.lane(group)
@@ -1273,9 +1273,7 @@ class VoicePool:
         seconds, or the exception it raised (logged; sessions would meet
         the same one), or :class:`TimeoutError` for one not done in time.
         """
-        group = self._groups["vad"]
-        if group.processes and not _picklable(factory):
-            group = self._groups["io"]
+        group = self._groups[self._home("vad", factory)]
         if not group.processes:
             try:
                 return [_prime(factory, rate)]

@@ -66,6 +66,13 @@ class FrameScorer(Protocol):
         ...
 
 
+def _unit_float(pcm16: bytes) -> npt.NDArray[np.float32]:
+    """PCM16 LE as float32 in -1..1 (Silero's input; exact: 2**-15 steps)."""
+    samples = np.frombuffer(pcm16, dtype="<i2").astype(np.float32)
+    samples *= 1.0 / 32768.0
+    return samples
+
+
 def _check_frame(frame: bytes, frame_samples: int) -> None:
     if len(frame) != 2 * frame_samples:
         raise ValueError(
@@ -379,7 +386,7 @@ class SileroScorer:
             ValueError: If the frame has the wrong length.
         """
         _check_frame(frame, self.frame_samples)
-        samples = np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32768.0
+        samples = _unit_float(frame)
         if self._fast is not None:
             p = self._fast.process(samples)
         else:
@@ -411,8 +418,7 @@ class SileroScorer:
             return [
                 self.score(frames[i : i + size]) for i in range(0, len(frames), size)
             ]
-        samples = np.frombuffer(frames, dtype="<i2").astype(np.float32)
-        samples *= 1.0 / 32768.0
+        samples = _unit_float(frames)
         scores = self._fast.process_many(samples.reshape(-1, self.frame_samples))
         return [min(max(p, 0.0), 1.0) for p in scores]
 
