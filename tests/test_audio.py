@@ -381,3 +381,71 @@ def test_rms_bounds() -> None:
 @given(st.binary(max_size=400).map(lambda b: b[: len(b) - len(b) % 2]))
 def test_rms_in_unit_range(pcm: bytes) -> None:
     assert 0.0 <= audio.rms(pcm) <= 1.0
+
+
+def test_chunk_buffer_reads_what_a_bytearray_would() -> None:
+    buffer = audio.ChunkBuffer()
+    model = bytearray()
+    assert len(buffer) == 0 and buffer.read() == b""
+    for piece in (b"abc", b"", b"defg", b"h"):
+        buffer.append(piece)
+        model += piece
+    assert len(buffer) == len(model) == 8
+    assert buffer.read() == bytes(model)
+    assert buffer.read(2, 5) == bytes(model[2:5])
+    buffer.append(b"ijk")
+    model += b"ijk"
+    assert buffer.read(6) == bytes(model[6:])
+    buffer.drop(4)
+    del model[:4]
+    assert len(buffer) == len(model) and buffer.read() == bytes(model)
+    buffer.drop(len(model))
+    assert len(buffer) == 0 and buffer.read() == b""
+    buffer.append(b"xy")
+    buffer.clear()
+    assert len(buffer) == 0 and buffer.read() == b""
+
+
+def test_chunk_buffer_keeps_an_append_without_copying_it() -> None:
+    buffer = audio.ChunkBuffer()
+    data = bytes(1000)
+    buffer.append(data)
+    assert buffer.read() is data
+
+
+_BUFFER_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), st.binary(max_size=20)),
+        st.tuples(st.just("drop"), st.integers(0, 30)),
+        st.tuples(st.just("read"), st.integers(0, 30)),
+        st.tuples(st.just("clear"), st.just(0)),
+    ),
+    max_size=30,
+)
+
+
+@given(_BUFFER_OPS)
+@settings(max_examples=200, deadline=None)
+def test_chunk_buffer_matches_a_bytearray_under_any_ops(
+    ops: list[tuple[str, object]],
+) -> None:
+    buffer = audio.ChunkBuffer()
+    model = bytearray()
+    for op, arg in ops:
+        if op == "append":
+            assert isinstance(arg, bytes)
+            buffer.append(arg)
+            model += arg
+        elif op == "drop":
+            assert isinstance(arg, int)
+            buffer.drop(arg)
+            del model[:arg]
+        elif op == "read":
+            assert isinstance(arg, int)
+            assert buffer.read(arg) == bytes(model[arg:])
+            assert buffer.read(0, arg) == bytes(model[:arg])
+        else:
+            buffer.clear()
+            model.clear()
+        assert len(buffer) == len(model)
+    assert buffer.read() == bytes(model)

@@ -459,7 +459,7 @@ class Session:
         self._audio: dict[str, _Audio] = {}
         self._audio_bytes = 0
         # Input audio buffer (bytes in the input format since the last commit).
-        self._buffer = bytearray()
+        self._buffer = audio.ChunkBuffer()
         self._buffer_start_ms = 0.0  # input timeline position of _buffer[0]
         self.scorer_factory: Callable[[int], FrameScorer] = (
             scorer_factory or EnergyScorer
@@ -955,7 +955,7 @@ class Session:
         start = max(0, min(start, len(self._buffer)))
         if last_ms is not None:
             start = max(start, len(self._buffer) - audio.bytes_for_ms(last_ms, fmt))
-        return audio.to_pcm16(bytes(self._buffer[start:]), fmt)
+        return audio.to_pcm16(self._buffer.read(start), fmt)
 
     # --- Private methods: dispatch ---------------------------------------------------
 
@@ -1094,7 +1094,7 @@ class Session:
             )
         if self._detector_stale:
             self._configure_detector()  # before the buffer grows: it sets the timeline
-        self._buffer += raw
+        self._buffer.append(raw)
         if self._detector_on:
             pcm, _ = audio.to_pcm16(raw, fmt)
             self._detect(DetectorOp("feed", pcm16=pcm))
@@ -1109,7 +1109,7 @@ class Session:
                 f"{ms:.2f}ms of audio.",
                 None,
             )
-        data = bytes(self._buffer)
+        data = self._buffer.read()
         self._buffer.clear()
         self._buffer_start_ms += ms
         self._reset_detector()
@@ -1187,8 +1187,8 @@ class Session:
         end = audio.bytes_for_ms(ms - self._buffer_start_ms, fmt)
         start = max(0, min(start, len(self._buffer)))
         end = max(start, min(end, len(self._buffer)))
-        data = bytes(self._buffer[start:end])
-        del self._buffer[:end]
+        data = self._buffer.read(start, end)
+        self._buffer.drop(end)
         self._buffer_start_ms += audio.duration_ms(end, fmt)
         self._commit(data, item_id)
         td = self._turn_detection()
@@ -1215,7 +1215,7 @@ class Session:
         skip = min(
             audio.bytes_for_ms(start - self._buffer_start_ms, fmt), len(self._buffer)
         )
-        data = bytes(self._buffer[skip:])
+        data = self._buffer.read(skip)
         self._buffer.clear()
         self._buffer_start_ms = end
         self._reset_detector()
