@@ -148,7 +148,6 @@ from openrealtime.models.session import (
     SemanticVad,
     ServerVad,
     SessionConfig,
-    SessionUpdate,
     Tool,
     ToolChoice,
     ToolChoiceFunction,
@@ -425,6 +424,7 @@ class Session:
         counts: EventCounts | None = None,
     ) -> None:
         self.kind: SessionKind = kind
+        self._handlers = _HANDLERS[kind]
         #: Where the events of this session are counted (None: nowhere).
         self.counts = counts
         self.state: State = OPEN
@@ -500,7 +500,8 @@ class Session:
         :meth:`events_to_send`) and :meth:`actions_to_take`.
         """
         self._now = now
-        self._check_open()
+        if self.state is CLOSED:  # _check_open(), inline: the hot path
+            raise InvalidState("session is closed")
         counts = self.counts
         try:
             event = decode_client_event(data)
@@ -535,18 +536,21 @@ class Session:
         self._handle(event)
 
     def _handle(self, event: ClientEvent) -> None:
-        event_id = event.event_id if event.event_id is not UNSET else None
+        # One lookup both applies the state table and finds the handler.
+        handler = self._handlers.get(type(event))
         try:
-            if type(event) not in _ACCEPTED_CLASSES[self.kind]:
+            if handler is None:
                 raise not_accepted(str(event.__struct_config__.tag), self.kind)
-            self._dispatch(event)
+            handler(self, event)
         except ProtocolError as exc:
-            exc.event_id = event_id
+            exc.event_id = event.event_id if event.event_id is not UNSET else None
             self._emit_error(exc)
         except Exception:
             # "Don't include exception details, which may be security-sensitive."
             logger.exception("engine failed on %s", type(event).__name__)
-            self._emit_error(ServerError(event_id))
+            self._emit_error(
+                ServerError(event.event_id if event.event_id is not UNSET else None)
+            )
 
     # --- Public methods for sending data ---------------------------------------------
 
@@ -960,14 +964,8 @@ class Session:
     # --- Private methods: dispatch ---------------------------------------------------
 
     def _dispatch(self, event: ClientEvent) -> None:
+        # The handler of every event but the two hot ones (see _HANDLERS).
         match event:
-            case SessionUpdateEvent(session=update):
-                self._update_session(update)
-            case (
-                InputAudioBufferAppendEvent(audio=data)
-                | SessionInputAudioBufferAppendEvent(audio=data)
-            ):
-                self._append(data)
             case InputAudioBufferCommitEvent():
                 self._commit_manual()
             case InputAudioBufferClearEvent():
@@ -991,19 +989,26 @@ class Session:
 
     # --- session.update --------------------------------------------------------------
 
-    def _update_session(self, update: SessionUpdate) -> None:
+    def _update_session(self, event: SessionUpdateEvent) -> None:
         # All-or-nothing: apply_update returns a new config or raises, and the
         # old config stays in place on any error [WIRE 54, 86].
         before = self.config.audio.input
         config = apply_update(
-            self.config, update, voice_locked=self.voice_locked, defaults=self.defaults
+            self.config,
+            event.session,
+            voice_locked=self.voice_locked,
+            defaults=self.defaults,
         )
         self.config = config
         if config.audio.input is not before:
             self._detector_stale = True
         # session.updated carries "the full, effective configuration", never
         # the client's event_id.
-        self._emit(SessionUpdatedEvent(event_id=self._event_id(), session=config))
+        self._emit(
+            SessionUpdatedEvent(
+                event_id=self._ids.new("event_", self._now), session=config
+            )
+        )
 
     # --- Input audio buffer ----------------------------------------------------------
 
@@ -1065,7 +1070,10 @@ class Session:
             else:
                 self._speech_stopped(turn.ms)
 
-    def _append(self, data: str) -> None:
+    def _append(
+        self, event: InputAudioBufferAppendEvent | SessionInputAudioBufferAppendEvent
+    ) -> None:
+        data = event.audio
         try:
             # pybase64: 50x faster than the standard library's on an 11 MiB
             # append (1 ms, not 50 ms of the event loop); the same errors.
@@ -1870,3 +1878,17 @@ class Session:
                 ),
             )
         )
+
+
+#: Per session kind, the handler of each event class the state table
+#: (openrealtime.state.ACCEPTED) accepts: ``session.update`` and appends go
+#: straight to theirs, the rest through ``_dispatch``.
+_HOT: dict[type, Callable[[Session, Any], None]] = {
+    SessionUpdateEvent: Session._update_session,
+    InputAudioBufferAppendEvent: Session._append,
+    SessionInputAudioBufferAppendEvent: Session._append,
+}
+_HANDLERS: dict[str, dict[type, Callable[[Session, Any], None]]] = {
+    kind: {cls: _HOT.get(cls, Session._dispatch) for cls in classes}
+    for kind, classes in _ACCEPTED_CLASSES.items()
+}

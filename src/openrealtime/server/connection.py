@@ -424,7 +424,8 @@ class Connection:
         """
         if self._closing:
             return
-        if self._held or (self._vad_busy() and not self._may_pass(data)):
+        vad = self._vad  # _vad_busy(), inline: every frame passes here
+        if self._held or (vad is not None and vad.busy and not self._may_pass(data)):
             if (
                 len(self._held)
                 >= (MAX_HELD if self.on_held is None else MAX_HELD_PAUSED)
@@ -561,11 +562,16 @@ class Connection:
         # Drain frames, then act; acting may produce frames (a failed
         # transcription), so loop until the engine is quiet. No await here.
         session = self.session
+        # _queue_frame's fast path, inline: a synchronous transport, no observer.
+        write = None if self._observing else self._write_now
         while True:
             for data in session.data_to_send():
                 if self._closing:
                     break
-                self._queue_frame(data)
+                if write is not None:
+                    write(data)
+                else:
+                    self._queue_frame(data)
             actions = session.actions_to_take()
             if not actions:
                 break
