@@ -11,7 +11,11 @@ import pytest
 from openrealtime.codec import decode_client_event
 from openrealtime.config import DEFAULT_INSTRUCTIONS, Defaults, default_config
 from openrealtime.exceptions import InvalidState
-from openrealtime.models import RealtimeSessionUpdate, SessionUpdateEvent
+from openrealtime.models import (
+    RealtimeSessionUpdate,
+    SessionCloseEvent,
+    SessionUpdateEvent,
+)
 from tests.helpers import T0, effective, new_session, only_error, send, types, update
 
 
@@ -690,6 +694,10 @@ class TestStateTable:
         assert (action.code, action.reason) == (1000, "")
         with pytest.raises(InvalidState, match="session is closed"):
             session.receive_text('{"type":"session.update"}', T0)
+        with pytest.raises(InvalidState, match="session is closed"):
+            session.receive_binary(T0)
+        with pytest.raises(InvalidState, match="session is closed"):
+            session.receive_event(SessionCloseEvent(), T0)
         assert session.get_timer() is None
 
     def test_expiry_closes_with_1001(self) -> None:
