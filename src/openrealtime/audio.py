@@ -353,7 +353,6 @@ class Resampler:
         return _from_float(out)
 
 
-# --- Format conversion -------------------------------------------------------
 class ChunkBuffer:
     """Bytes appended in pieces and joined only when read: an input buffer.
 
@@ -403,6 +402,7 @@ class ChunkBuffer:
         self._size = 0
 
 
+# --- Format conversion -------------------------------------------------------
 def to_pcm16(data: bytes, fmt: AudioFormatType) -> tuple[bytes, int]:
     """Decode audio in any GA format to PCM16.
 

@@ -351,6 +351,11 @@ _PART_TAGS: dict[type, str] = {
 }
 
 
+def _client_event_id(event: ClientEvent) -> str | None:
+    """The client's ``event_id``, for the error it caused (None: it sent none)."""
+    return event.event_id if event.event_id is not UNSET else None
+
+
 #: The state table (openrealtime.state.ACCEPTED) by event class, for speed.
 _ACCEPTED_CLASSES: dict[str, frozenset[type]] = {
     kind: frozenset(
@@ -543,14 +548,12 @@ class Session:
                 raise not_accepted(str(event.__struct_config__.tag), self.kind)
             handler(self, event)
         except ProtocolError as exc:
-            exc.event_id = event.event_id if event.event_id is not UNSET else None
+            exc.event_id = _client_event_id(event)
             self._emit_error(exc)
         except Exception:
             # "Don't include exception details, which may be security-sensitive."
             logger.exception("engine failed on %s", type(event).__name__)
-            self._emit_error(
-                ServerError(event.event_id if event.event_id is not UNSET else None)
-            )
+            self._emit_error(ServerError(_client_event_id(event)))
 
     # --- Public methods for sending data ---------------------------------------------
 
