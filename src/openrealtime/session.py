@@ -1006,7 +1006,7 @@ class Session:
         if config.audio.input is not before:
             self._detector_stale = True
         # session.updated carries "the full, effective configuration", never
-        # the client's event_id.
+        # the client's event_id. (The id is _event_id(), inline: the hot path.)
         self._emit(
             SessionUpdatedEvent(
                 event_id=self._ids.new("event_", self._now), session=config
