@@ -20,7 +20,13 @@ from openrealtime.turns import (
     SpeechDetector,
     TurnEvent,
 )
-from openrealtime.voice.compute import JobCancelled, Lane, VoicePool, checkpoint
+from openrealtime.voice.compute import (
+    JobCancelled,
+    Lane,
+    VoicePool,
+    checkpoint,
+    usable_cpus,
+)
 
 
 def record(order: list[str], name: str, seconds: float = 0.02) -> str:
@@ -468,3 +474,20 @@ async def test_queued_appends_reach_the_scorer_in_one_batch() -> None:
     assert got == expected and [e.kind for e in got] == ["started", "stopped"]
     # 2.2 s in 0.5 s jobs: a few calls of 25 frames (20 ms each), not 55 of 1-2.
     assert batches[0] == 2 and max(batches) >= 20 and len(batches) <= 8
+
+
+def test_default_pool_size_follows_the_cpu_affinity(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A server pinned to one core (taskset, a container's cpuset) would run
+    # as many workers as the machine has CPUs, all taking turns on that core.
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert usable_cpus() == 1
+    pool = VoicePool()
+    try:
+        assert pool.workers == 1
+    finally:
+        pool.shutdown()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 5})
+    assert usable_cpus() == 3

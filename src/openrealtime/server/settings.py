@@ -199,8 +199,9 @@ class Settings:
             an input rate (``None``: the engine's energy detector).
         voice_workers: workers of each group of the process's voice pool
             (turn detection, transcription, synthesis streaming; see
-            :mod:`openrealtime.voice.compute`); ``None``: the number of CPUs
-            (or ``OPENREALTIME_VOICE_WORKERS``). Only the first server of a
+            :mod:`openrealtime.voice.compute`); ``None``: the CPUs this
+            process may run on, its affinity (or
+            ``OPENREALTIME_VOICE_WORKERS``). Only the first server of a
             process sizes it.
         voice_offload: run turn detection and transcription in the voice
             pool, never on the event loop (``False``: on the loop, inline,

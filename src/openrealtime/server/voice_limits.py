@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help="worker processes for turn detection, and as many for "
-        "transcription (default: the number of CPUs)",
+        "transcription (default: the CPUs this process may run on)",
     )
     group.add_argument(
         "--max-transcription-seconds",

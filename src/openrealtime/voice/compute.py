@@ -90,6 +90,7 @@ __all__ = [
     "checkpoint",
     "default_pool",
     "shutdown_default_pool",
+    "usable_cpus",
 ]
 
 logger = logging.getLogger("openrealtime.voice")
@@ -1121,19 +1122,31 @@ class VadLane:
         self._on_results(results, exc)
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask (``taskset``,
+    ``docker --cpuset-cpus``, a Kubernetes static CPU policy), not every CPU
+    of the machine. More workers than that only take turns on the same
+    cores, with smaller batches and more wake-ups each."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
 class VoicePool:
     """The workers of voice compute, shared by every session of a process.
 
     Args:
         workers: workers of each group (``vad``, ``asr``, ``io``); ``None``
-            is the number of CPUs.
+            is the number of CPUs this process may run on
+            (:func:`usable_cpus`).
         processes: run ``vad`` and ``asr`` in worker processes (the
             default); ``False`` runs them on threads (for engines that
             release the GIL, or to measure the difference).
     """
 
     def __init__(self, workers: int | None = None, *, processes: bool = True) -> None:
-        size = workers if workers is not None else (os.cpu_count() or 1)
+        size = workers if workers is not None else usable_cpus()
         if size < 1:
             raise ValueError("a voice pool needs at least one worker")
         self.workers = size
