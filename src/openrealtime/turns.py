@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -161,18 +161,33 @@ class TurnDetector:
 
     def feed(self, pcm16: bytes) -> list[TurnEvent]:
         """Score new audio; return the turn events it completes."""
-        events: list[TurnEvent] = []
+        return self.decide(self.score(self.take_frames(pcm16)))
+
+    def take_frames(self, pcm16: bytes) -> bytes:
+        """The whole frames that new audio completes (the rest waits).
+
+        :meth:`feed` in two halves, for a caller that scores the frames of
+        many detectors together: ``decide(scores of take_frames(pcm16))``.
+        """
         data = self._pending + pcm16
+        end = len(data) - len(data) % (self.scorer.frame_samples * 2)
+        self._pending = data[end:]
+        return data[:end]
+
+    def score(self, frames: bytes) -> list[float]:
+        """This detector's scorer on whole frames, in one run if it can."""
         size = self.scorer.frame_samples * 2
-        end = len(data) - len(data) % size
-        scores: list[float]
-        if self._score_many is not None and end > size:
-            scores = self._score_many(data[:end])
-        else:
-            score = self.scorer.score
-            scores = [
-                score(data[offset : offset + size]) for offset in range(0, end, size)
-            ]
+        if self._score_many is not None and len(frames) > size:
+            return self._score_many(frames)
+        score = self.scorer.score
+        return [
+            score(frames[offset : offset + size])
+            for offset in range(0, len(frames), size)
+        ]
+
+    def decide(self, scores: Iterable[float]) -> list[TurnEvent]:
+        """Advance over scored frames; return the turn events they complete."""
+        events: list[TurnEvent] = []
         for probability in scores:
             speech = probability >= self.threshold
             start = self._position
@@ -194,7 +209,6 @@ class TurnDetector:
                 if self._silence_ms >= self.silence_duration_ms:
                     self.in_speech = False
                     events.append(TurnEvent("stopped", round(self._position)))
-        self._pending = data[end:]
         return events
 
     def reset(self) -> None:
@@ -300,7 +314,19 @@ class SpeechDetector:
                 self._resampler = audio.Resampler(rate, detector.scorer.rate)
             detector.skip(op.skip_bytes / 2 * 1000 / rate)
             return []
-        pcm = op.pcm16
+        return detector.decide(detector.score(self.take_frames(op.pcm16)))
+
+    @property
+    def detector(self) -> TurnDetector:
+        """The current detector (after a ``start`` op)."""
+        if self._detector is None:
+            raise ValueError("no detector before a 'start' op")
+        return self._detector
+
+    def take_frames(self, pcm16: bytes) -> bytes:
+        """A ``feed`` op's first half: resample, then the whole frames at
+        the scorer's rate that it completes. Its second half is
+        ``detector.decide(scores)`` (see :meth:`TurnDetector.take_frames`)."""
         if self._resampler is not None:
-            pcm = self._resampler.process(pcm)
-        return detector.feed(pcm)
+            pcm16 = self._resampler.process(pcm16)
+        return self.detector.take_frames(pcm16)

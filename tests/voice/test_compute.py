@@ -7,8 +7,11 @@ import functools
 import os
 import threading
 import time
+import wave
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +23,7 @@ from openrealtime.turns import (
     SpeechDetector,
     TurnEvent,
 )
+from openrealtime.voice import compute
 from openrealtime.voice.compute import (
     JobCancelled,
     Lane,
@@ -491,3 +495,175 @@ def test_default_pool_size_follows_the_cpu_affinity(
         pool.shutdown()
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 5})
     assert usable_cpus() == 3
+
+
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+
+
+def test_a_worker_call_scores_every_session_together_with_the_same_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sessions of recorded speech (five LibriVox readings, Debian's pocketsphinx test
+    data), 40 ms appends at 24 kHz, two appends per job as a loaded worker
+    gets them: the worker's calls (one job per session each) give every
+    session the turn events it gets from its own detector inline, and
+    Silero is called once per call for all of them."""
+    pytest.importorskip("onnxruntime")
+    clips = sorted(LIBRIVOX.glob("*.wav")) if LIBRIVOX.is_dir() else []
+    if not clips:
+        pytest.skip("pocketsphinx's LibriVox recordings are not installed")
+    from openrealtime.voice.vad import SileroScorer, make_scorer
+
+    factory = functools.partial(make_scorer, "silero")
+    if factory(24000).backend != "onnx":  # type: ignore[attr-defined]
+        pytest.skip("faster-whisper's Silero model is not installed")
+    streams = []
+    for path in clips:
+        with wave.open(str(path)) as w:
+            pcm = audio.resample(w.readframes(w.getnframes()), w.getframerate(), 24000)
+        streams.append(audio.silence(300, 24000) + pcm + audio.silence(900, 24000))
+    settings = DetectorSettings(24000, 0.5, 300, 500)
+    expected = []
+    for pcm in streams:
+        inline = SpeechDetector(factory)
+        inline.apply(DetectorOp("start", settings=settings))
+        expected.append(
+            [
+                e
+                for i in range(0, len(pcm), 1920)
+                for e in inline.apply(DetectorOp("feed", pcm16=pcm[i : i + 1920]))
+            ]
+        )
+    batches: list[int] = []
+    real = SileroScorer.score_batch.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type, requests: list[tuple[object, bytes]]) -> object:
+        batches.append(len(requests))
+        return real(cls, requests)
+
+    monkeypatch.setattr(SileroScorer, "score_batch", classmethod(counted))
+    keys = [9000 + k for k in range(len(streams))]
+    got: list[list[TurnEvent]] = [[] for _ in streams]
+    try:
+        calls = [
+            (
+                k,
+                compute._detect,
+                (key, factory, [(1, DetectorOp("start", settings=settings))]),
+            )
+            for k, key in enumerate(keys)
+        ]
+        assert [ok for ok, _ in compute._run_calls(calls)] == [True] * len(keys)
+        at = 0
+        while any(at < len(pcm) for pcm in streams):
+            calls = []
+            for k, pcm in enumerate(streams):
+                if at < len(pcm):
+                    ops = [
+                        (1, DetectorOp("feed", pcm16=pcm[i : i + 1920]))
+                        for i in (at, at + 1920)
+                        if i < len(pcm)
+                    ]
+                    calls.append((k, compute._detect, (keys[k], factory, ops)))
+            for (k, _, _), (ok, results) in zip(
+                calls, compute._run_calls(calls), strict=True
+            ):
+                assert ok, results
+                got[k] += [e for _, events in results for e in events]
+            at += 3840
+    finally:
+        for key in keys:
+            compute._forget(key)
+    assert got == expected
+    assert len(streams) >= 3
+    assert all([e.kind for e in x][:1] == ["started"] for x in expected)
+    assert all([e.kind for e in x][-1:] == ["stopped"] for x in expected)
+    assert max(batches) == len(streams)
+
+
+class _Broken(EnergyScorer):
+    """Raises on a frame that starts with 0x7f (a scorer bug)."""
+
+    def score(self, frame: bytes) -> float:
+        if frame[:1] == b"\x7f":
+            raise RuntimeError("scorer bug")
+        return super().score(frame)
+
+    @classmethod
+    def score_batch(
+        cls, requests: list[tuple[EnergyScorer, bytes]]
+    ) -> list[list[float]]:
+        return [
+            [
+                s.score(f[i : i + 2 * s.frame_samples])
+                for i in range(0, len(f), 2 * s.frame_samples)
+            ]
+            for s, f in requests
+        ]
+
+
+def test_a_worker_call_keeps_each_jobs_failure_to_itself() -> None:
+    """A scorer that fails on one session's audio fails that job alone (the
+    batch is retried stream by stream); a job that raises, a feed before its
+    start and an unrelated job do not disturb the others."""
+    settings = DetectorSettings(24000, 0.5, 0, 500)
+    start = (1, DetectorOp("start", settings=settings))
+    tone = audio.tone(200, 24000, 300.0, 0.5)
+    bad = b"\x7f\x00" * 480 + tone[960:]
+    factory = functools.partial(_Broken)
+    keys = [9100, 9101, 9102, 9103]
+
+    def boom() -> None:
+        raise KeyError("job bug")
+
+    try:
+        calls: list[tuple[int, Callable[..., Any], tuple[Any, ...]]] = [
+            (
+                1,
+                compute._detect,
+                (keys[0], factory, [start, (1, DetectorOp("feed", pcm16=tone))]),
+            ),
+            (
+                2,
+                compute._detect,
+                (keys[1], factory, [start, (1, DetectorOp("feed", pcm16=bad))]),
+            ),
+            (3, boom, ()),
+            (
+                4,
+                compute._detect,
+                (keys[2], factory, [(1, DetectorOp("feed", pcm16=tone))]),
+            ),
+            (
+                5,
+                compute._detect,
+                (keys[3], factory, [start, (1, DetectorOp("feed", pcm16=tone))]),
+            ),
+            (6, compute._forget, (keys[2],)),
+        ]
+        out = compute._run_calls(calls)
+    finally:
+        for key in keys:
+            compute._forget(key)
+    assert [ok for ok, _ in out] == [True, False, False, False, True, True]
+    assert [e.kind for _, events in out[0][1] for e in events] == ["started"]
+    assert out[4] == out[0]
+    assert isinstance(out[1][1], RuntimeError) and isinstance(out[2][1], KeyError)
+    assert isinstance(out[3][1], ValueError)  # a feed before 'start'
+
+
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+async def test_worker_processes_use_one_blas_thread() -> None:
+    # Batched Silero's matrix products would otherwise start a BLAS thread
+    # per CPU in every worker, on top of one worker per CPU.
+    pool = VoicePool(1)
+    try:
+        threads = await pool.run(pool.lane("asr"), _blas_threads)
+    finally:
+        pool.shutdown()
+    assert threads and set(threads) == {1}

