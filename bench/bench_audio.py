@@ -560,6 +560,11 @@ def search(vad: str, clip: Clip, args: argparse.Namespace, tmp: Path) -> list[di
 
 def breakdown(clip: Clip, vads: list[str]) -> list[list[str]]:
     """Time each stage of an append on the clip; µs per audio second."""
+    from threadpoolctl import threadpool_limits
+
+    # As in a voice worker: one BLAS thread (more would spin on the other
+    # core and be counted in process_time).
+    threadpool_limits(1)
     from openrealtime import audio
     from openrealtime.codec import decode_client_event, encode
     from openrealtime.models.server_events import (
@@ -611,6 +616,28 @@ def breakdown(clip: Clip, vads: list[str]) -> list[list[str]]:
             chunks = [pcm[i : i + size] for i in range(0, len(pcm) - size + 1, size)]
             vad_us = per_s(lambda s=scorer, cs=chunks: [s.score(c) for c in cs], reps=2)
             rows.append([f"VAD scoring ({type(scorer).__name__})", vad, fmt(vad_us)])
+            batch = getattr(type(scorer), "score_batch", None)
+            if batch is not None:
+                # What a loaded worker does: a call every 10 ms carries a
+                # frame of each of ~32 sessions (100 sessions of 31.25
+                # frames per second), scored together.
+                streams = [factory(RATE) for _ in range(32)]  # type: ignore[misc]
+
+                def batched(
+                    b: Any = batch, ss: list[Any] = streams, cs: list[bytes] = chunks
+                ) -> None:
+                    for c in cs:
+                        b([(one, c) for one in ss])
+
+                batch_us = per_s(batched, reps=2) / len(streams)
+                rows.append(
+                    [
+                        f"VAD scoring, 32 sessions per call ({type(scorer).__name__}"
+                        ".score_batch)",
+                        vad,
+                        fmt(batch_us),
+                    ]
+                )
 
         def engine(f: Callable[[int], Any] | None = factory) -> None:
             s = Session(now=time.time(), scorer_factory=f)

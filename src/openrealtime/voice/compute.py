@@ -26,7 +26,9 @@ at most one job in flight, and free workers take lanes round-robin, so a
 session that queues a lot waits for its own work, not others for it. A big
 VAD feed is cut into jobs of at most :data:`VAD_JOB_SECONDS` of audio, so it
 takes its turns with the others instead of holding a worker; one worker call
-carries the VAD jobs of up to :data:`VAD_BATCH` sessions. Each ``vad``
+carries the VAD jobs of up to :data:`VAD_BATCH` sessions, and scores their
+frames together (:func:`_run_calls`: Silero's encoder and LSTM run once for
+every session of the call, not once per session). Each ``vad``
 process is driven over a pipe by one thread of the server's, which calls it
 at most every :data:`VAD_CALL_INTERVAL` (10 ms): under load the jobs of that
 time go together, in one round trip and one wake-up of the event loop, which
