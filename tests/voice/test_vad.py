@@ -535,3 +535,22 @@ def test_onnx_float_tensors_of_the_silero_model() -> None:
         256,
     )
     assert all(t.dtype == np.float32 for t in tensors.values())
+    vad._NumpySilero(vad._SharedOnnxSilero.model_path())  # its STFT is a DFT
+
+
+def test_numpy_silero_refuses_a_model_whose_stft_is_not_a_dft(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The FFT stands in for the model's STFT basis only if the basis is a
+    # windowed DFT; another model (or export) must fall back to onnxruntime.
+    _need_onnx_silero()
+    real = vad.onnx_float_tensors
+
+    def altered(path: Path) -> dict[str, np.ndarray]:
+        tensors = real(path)
+        tensors["encoder.feature_extractor.forward_basis_buffer"][5, 0, 7] += 0.1
+        return tensors  # type: ignore[return-value]
+
+    monkeypatch.setattr(vad, "onnx_float_tensors", altered)
+    with pytest.raises(ValueError, match="not a windowed DFT"):
+        vad._NumpySilero(vad._SharedOnnxSilero.model_path())

@@ -410,9 +410,9 @@ class _NumpySilero:
     keeps no state, then an LSTM over the frames of one stream and a 1x1
     convolution. onnxruntime runs it one stream per call, and at a few
     frames per call its fixed cost is most of the time (~90 µs for one
-    frame; ~52 µs per frame however many). Here the encoder runs as five
-    matrix products over the windows of *every* stream of a worker call
-    (~14 µs per frame at 64 frames), and the LSTM steps all streams
+    frame; ~52 µs per frame however many). Here the encoder runs as an FFT
+    and four matrix products over the windows of *every* stream of a worker
+    call (~10 µs per frame at 64 frames), and the LSTM steps all streams
     together (~4 µs per stream and frame), so a loaded worker scores a
     frame in about a fifth of the time. The weights are read from the same
     ONNX file; the results match onnxruntime's to ~1e-6 (float32 rounding;
@@ -431,8 +431,18 @@ class _NumpySilero:
 
     def __init__(self, path: Path) -> None:
         w = onnx_float_tensors(path)
-        basis = w["encoder.feature_extractor.forward_basis_buffer"]  # 258x1x256
-        self._basis = np.ascontiguousarray(basis[:, 0, :].T)  # 256 x 258
+        # The STFT's basis (258 x 1 x 256) is a periodic Hann window times
+        # the DFT's cos and -sin rows, so only |rfft(frame x window)| is
+        # needed: an FFT, 2.5x cheaper than the product with the basis
+        # (64 frames: 42 against 105 µs). Row 0 (cos 0) is the window.
+        basis = w["encoder.feature_extractor.forward_basis_buffer"]
+        self._window = np.ascontiguousarray(basis[0, 0, :])
+        turns = 2 * np.pi * np.outer(np.arange(129), np.arange(256)) / 256
+        dft = np.concatenate((np.cos(turns), -np.sin(turns))) * self._window
+        if basis.shape != (258, 1, 256) or not np.allclose(
+            basis[:, 0, :], dft, atol=1e-5
+        ):
+            raise ValueError("this Silero model's STFT is not a windowed DFT")
         convs = [w[f"encoder.conv_layers.{k}.weight"] for k in range(4)]
         self._bias = [w[f"encoder.conv_layers.{k}.bias"] for k in range(4)]
         # Convolutions as products with (taps x in, out) matrices. Layer 2
@@ -460,9 +470,9 @@ class _NumpySilero:
         # The STFT's frames 1..4 (the graph drops frame 0): 256 samples at
         # hops of 128.
         frames = np.lib.stride_tricks.sliding_window_view(padded, 256, axis=1)
-        spectrum = frames[:, 128::128][:, :4].reshape(n * 4, 256) @ self._basis
-        real, imag = spectrum[:, :129], spectrum[:, 129:]
-        mag = np.sqrt(real * real + imag * imag).reshape(n, 4, 129)
+        windowed = frames[:, 128::128][:, :4].reshape(n * 4, 256) * self._window
+        spectrum = np.fft.rfft(windowed, axis=1)
+        mag = np.abs(spectrum).astype(np.float32, copy=False).reshape(n, 4, 129)
         zero = np.zeros((n, 1, 129), np.float32)
         x = np.concatenate((zero, mag, zero), axis=1)  # padding 1 each side
         taps = np.concatenate((x[:, 0:4], x[:, 1:5], x[:, 2:6]), axis=2)
@@ -679,27 +689,35 @@ class SileroScorer:
         out: list[list[float] | None] = [None] * len(requests)
         if model is not None:
             order = sorted(batch, key=lambda i: -len(requests[i][1]))
-            windows, counts, states = [], [], []
+            states: list[_SharedOnnxSilero] = []
             for i in order:
-                scorer, frames = requests[i]
-                state = scorer._fast
+                state = requests[i][0]._fast
                 assert isinstance(state, _SharedOnnxSilero)
-                samples = _unit_float(frames).reshape(-1, cls.frame_samples)
-                context = np.concatenate((state._context[None, :], samples[:-1, -64:]))
-                windows.append(np.concatenate((context, samples), axis=1))
-                counts.append(samples.shape[0])
                 states.append(state)
-                state._context = samples[-1, -64:].copy()
+            counts = [len(requests[i][1]) // size for i in order]
+            firsts = np.cumsum([0, *counts[:-1]])
+            lasts = firsts + np.array(counts) - 1
+            # Every stream's frames in one array; each window is its frame
+            # behind the previous frame's last 64 samples, and a stream's
+            # first frame is behind the context the stream kept.
+            samples = _unit_float(b"".join(requests[i][1] for i in order))
+            samples = samples.reshape(-1, cls.frame_samples)
+            windows = np.empty((samples.shape[0], 64 + cls.frame_samples), np.float32)
+            windows[:, 64:] = samples
+            windows[1:, :64] = samples[:-1, -64:]
+            windows[firsts, :64] = np.stack([state._context for state in states])
             h = np.concatenate([state._h.reshape(1, 128) for state in states])
             c = np.concatenate([state._c.reshape(1, 128) for state in states])
-            features = model.encode(np.concatenate(windows))
-            probabilities = np.clip(model.decode(features, counts, h, c), 0.0, 1.0)
-            row = 0
+            probabilities = np.clip(
+                model.decode(model.encode(windows), counts, h, c), 0.0, 1.0
+            ).tolist()
+            contexts = samples[lasts, -64:]
             for j, i in enumerate(order):
-                states[j]._h = h[j].reshape(1, 1, 128).copy()
-                states[j]._c = c[j].reshape(1, 1, 128).copy()
-                out[i] = probabilities[row : row + counts[j]].tolist()
-                row += counts[j]
+                state = states[j]
+                state._h = h[j : j + 1, None]
+                state._c = c[j : j + 1, None]
+                state._context = contexts[j]
+                out[i] = probabilities[firsts[j] : lasts[j] + 1]
         return [
             scores if scores is not None else requests[i][0].score_many(requests[i][1])
             for i, scores in enumerate(out)
