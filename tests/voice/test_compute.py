@@ -642,6 +642,9 @@ def test_a_worker_call_keeps_each_jobs_failure_to_itself() -> None:
             (6, compute._forget, (keys[2],)),
         ]
         out = compute._run_calls(calls)
+        # Jobs start in their order: the forget after a session's job finds
+        # the detector that job made (and removes it).
+        assert keys[2] not in compute._detectors and keys[3] in compute._detectors
     finally:
         for key in keys:
             compute._forget(key)

@@ -280,18 +280,42 @@ def _score_requests(
     return [result for result in out if result is not None]
 
 
+_Steps = Generator[_ScoreRequest, list[float], Any]
+
+
 def _run_calls(
     calls: Sequence[tuple[int, Callable[..., Any], tuple[Any, ...]]],
 ) -> list[tuple[bool, Any]]:
     """Run one worker call's ``(job id, fn, args)`` jobs: each result or
-    exception, in order. Turn detection jobs (:func:`_detect`) run as
-    :func:`_detect_steps`, side by side, their frames scored together."""
+    exception. Turn detection jobs (:func:`_detect`) run as
+    :func:`_detect_steps`: each in its place in the call up to its first
+    feed, then all their frames are scored together, round after round."""
     global _current_job
     out: list[tuple[bool, Any] | None] = [None] * len(calls)
-    steps: list[tuple[int, Generator[_ScoreRequest, list[float], Any], Any]] = []
+    asked: list[tuple[int, _Steps]] = []
+    requests: list[_ScoreRequest] = []
+
+    def advance(
+        i: int, steps: _Steps, scores: list[float] | BaseException | None
+    ) -> None:
+        try:
+            if isinstance(scores, BaseException):
+                request = steps.throw(scores)
+            elif scores is None:
+                request = next(steps)
+            else:
+                request = steps.send(scores)
+        except StopIteration as stop:
+            out[i] = (True, stop.value)
+        except Exception as exc:
+            out[i] = (False, exc)
+        else:
+            asked.append((i, steps))
+            requests.append(request)
+
     for i, (job_id, fn, args) in enumerate(calls):
         if fn is _detect:
-            steps.append((i, _detect_steps(*args), None))
+            advance(i, _detect_steps(*args), None)
             continue
         _current_job = job_id
         try:
@@ -300,27 +324,11 @@ def _run_calls(
             out[i] = (False, exc)
         finally:
             _current_job = 0
-    while steps:
-        asked: list[tuple[int, Generator[_ScoreRequest, list[float], Any]]] = []
-        requests: list[_ScoreRequest] = []
-        for i, steps_of_job, scores in steps:
-            try:
-                if isinstance(scores, BaseException):
-                    request = steps_of_job.throw(scores)
-                else:
-                    request = steps_of_job.send(scores)
-            except StopIteration as stop:
-                out[i] = (True, stop.value)
-                continue
-            except Exception as exc:
-                out[i] = (False, exc)
-                continue
-            asked.append((i, steps_of_job))
-            requests.append(request)
-        scored = _score_requests(requests) if requests else []
-        steps = [
-            (i, job, result) for (i, job), result in zip(asked, scored, strict=True)
-        ]
+    while asked:
+        waiting, scored = asked, _score_requests(requests)
+        asked, requests = [], []
+        for (i, steps), scores in zip(waiting, scored, strict=True):
+            advance(i, steps, scores)
     return [item for item in out if item is not None]
 
 
