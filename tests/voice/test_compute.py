@@ -670,3 +670,39 @@ async def test_worker_processes_use_one_blas_thread() -> None:
     finally:
         pool.shutdown()
     assert threads and set(threads) == {1}
+
+
+async def test_a_lane_closed_while_its_job_runs_on_threads_frees_its_detector() -> None:
+    """On threads (an engine that cannot go to a process), a session that
+    ends while its turn detection job runs still has its detector freed
+    once that job is done (the forget used to be dropped: a leak per such
+    session)."""
+    gate = threading.Event()
+    running = threading.Event()
+
+    class Slow(EnergyScorer):
+        def score(self, frame: bytes) -> float:
+            running.set()
+            gate.wait(10)
+            return super().score(frame)
+
+    pool = VoicePool(1, processes=False)
+    try:
+        lane = pool.vad_lane(lambda rate: Slow(rate), lambda results, exc: None)
+        key = lane._lane.id
+        lane.submit(
+            1, DetectorOp("start", settings=DetectorSettings(24000, 0.5, 0, 500))
+        )
+        lane.submit(1, DetectorOp("feed", pcm16=audio.silence(100, 24000)))
+        assert await asyncio.to_thread(running.wait, 10)
+        assert key in compute._detectors
+        lane.close()
+        gate.set()
+        for _ in range(200):
+            if key not in compute._detectors and not lane.busy:
+                break
+            await asyncio.sleep(0.01)
+        assert key not in compute._detectors
+    finally:
+        gate.set()
+        pool.shutdown()

@@ -717,7 +717,9 @@ class _Group:
                 executor.shutdown(wait=False, cancel_futures=True)
         for lane, _ in pairs:
             lane.running = None
-            if lane.has_work() and not lane.closed and lane not in self._ready:
+            # A lane closed meanwhile still has its forget to run (its ops
+            # were dropped at close).
+            if lane.has_work() and lane not in self._ready:
                 self._ready.append(lane)
 
     @staticmethod
