@@ -203,16 +203,20 @@ def _detect(
     factory: Callable[[int], FrameScorer],
     ops: Sequence[tuple[int, DetectorOp]],
 ) -> list[tuple[int, list[TurnEvent]]]:
-    """Apply ops to the detector of lane ``key``; events by generation."""
-    detector = _detectors.get(key)
-    if detector is None:
-        detector = _detectors[key] = SpeechDetector(factory)
-    out: list[tuple[int, list[TurnEvent]]] = []
-    for generation, op in ops:
-        events = detector.apply(op)
-        if events:
-            out.append((generation, events))
-    return out
+    """Apply ops to the detector of lane ``key``; events by generation.
+
+    :func:`_detect_steps` with each feed scored at once by its own scorer
+    (a worker call of several jobs runs them side by side instead:
+    :func:`_run_calls`).
+    """
+    steps = _detect_steps(key, factory, ops)
+    try:
+        detector, frames = next(steps)
+        while True:
+            detector, frames = steps.send(detector.detector.score(frames))
+    except StopIteration as stop:
+        result: list[tuple[int, list[TurnEvent]]] = stop.value
+        return result
 
 
 #: What a suspended :func:`_detect_steps` asks for: these frames scored by
