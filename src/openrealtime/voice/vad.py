@@ -571,6 +571,13 @@ def _shared_numpy_silero() -> _NumpySilero | None:
         return None
 
 
+def _check_whole_frames(frames: bytes, size: int) -> None:
+    if not frames or len(frames) % size:
+        raise ValueError(
+            f"Silero needs whole frames of {size} bytes, got {len(frames)} bytes"
+        )
+
+
 class SileroScorer:
     """Silero VAD v6 (neural, recurrent).
 
@@ -661,10 +668,7 @@ class SileroScorer:
             ValueError: If ``frames`` is not a whole number of frames.
         """
         size = self.frame_samples * 2
-        if not frames or len(frames) % size:
-            raise ValueError(
-                f"Silero needs whole frames of {size} bytes, got {len(frames)} bytes"
-            )
+        _check_whole_frames(frames, size)
         if not isinstance(self._fast, _SharedOnnxSilero):
             return [
                 self.score(frames[i : i + size]) for i in range(0, len(frames), size)
@@ -692,11 +696,7 @@ class SileroScorer:
         """
         size = 2 * cls.frame_samples
         for _, frames in requests:
-            if not frames or len(frames) % size:
-                raise ValueError(
-                    f"Silero needs whole frames of {size} bytes, "
-                    f"got {len(frames)} bytes"
-                )
+            _check_whole_frames(frames, size)
         if len({id(scorer) for scorer, _ in requests}) != len(requests):
             raise ValueError("one request per stream (scorer)")
         batch = [
