@@ -275,3 +275,56 @@ def test_port_in_use_is_reported_first(driver: str) -> None:
 def test_unusable_host_is_one_line() -> None:
     with pytest.raises(ConfigurationError, match="cannot listen on 192.0.2.1:"):
         check_port("192.0.2.1", 0)  # TEST-NET-1: not an address of this machine
+
+
+def test_bad_scheduling_variable_fails_at_start_up(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """OPENREALTIME_SCHEDULING names one of the policies, or start-up stops."""
+    monkeypatch.setenv("OPENREALTIME_SCHEDULING", "fifo")
+    assert main(["serve", "--port", "0"]) == 2
+    assert capsys.readouterr().err == (
+        "openrealtime: error: OPENREALTIME_SCHEDULING must be one of batch, "
+        "normal, not 'fifo'\n"
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="Linux only")
+def test_apply_scheduling_sets_every_thread_and_what_they_start() -> None:
+    """``batch`` is Linux's SCHED_BATCH on every thread of the process (one
+    already running too) and on threads started after; ``normal`` puts
+    SCHED_OTHER back."""
+    import threading
+
+    from openrealtime.cli import apply_scheduling
+
+    seen: list[int] = []
+    started, release = threading.Event(), threading.Event()
+
+    def running() -> None:
+        started.set()
+        release.wait(10)
+        seen.append(os.sched_getscheduler(0))
+
+    def new_thread() -> None:
+        seen.append(os.sched_getscheduler(0))
+
+    before = threading.Thread(target=running)
+    before.start()
+    started.wait(10)
+    try:
+        assert apply_scheduling("batch")
+        assert os.sched_getscheduler(0) == os.SCHED_BATCH
+        release.set()
+        before.join()
+        after = threading.Thread(target=new_thread)
+        after.start()
+        after.join()
+        assert seen == [os.SCHED_BATCH, os.SCHED_BATCH]
+    finally:
+        release.set()
+        assert apply_scheduling("normal")
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    assert {os.sched_getscheduler(int(t)) for t in os.listdir("/proc/self/task")} == {
+        os.SCHED_OTHER
+    }

@@ -199,6 +199,35 @@ def test_sigterm_ends_the_voice_workers_too() -> None:
         assert not any(_alive(h) for h in helpers)
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="Linux only")
+@pytest.mark.parametrize(
+    ("flags", "policy"),
+    [((), getattr(os, "SCHED_BATCH", 3)), (("--scheduling", "normal"), 0)],
+)
+def test_every_thread_of_the_server_and_its_workers_has_the_policy(
+    flags: tuple[str, ...], policy: int
+) -> None:
+    """``serve`` runs under SCHED_BATCH by default (docs/reliability.md):
+    the event loop's threads, the forkserver and the voice workers forked
+    from it, all of them; ``--scheduling normal`` leaves SCHED_OTHER."""
+    with _server(*flags) as (proc, _):
+        deadline = time.monotonic() + 30
+        processes: set[int] = set()
+        while len(processes) < 4 and time.monotonic() < deadline:
+            processes = {proc.pid} | _descendants(proc.pid)
+            time.sleep(0.1)
+        # The server, the forkserver, a worker, the resource tracker.
+        assert len(processes) >= 4, processes
+        policies = {}
+        for pid in processes:
+            with contextlib.suppress(FileNotFoundError):
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    with contextlib.suppress(ProcessLookupError):
+                        policies[pid, int(tid)] = os.sched_getscheduler(int(tid))
+        assert len(policies) > len(processes)  # the server has threads too
+        assert set(policies.values()) == {policy}, policies
+
+
 def test_vad_workers_load_the_model_before_the_port_opens(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
