@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import pickle
 from typing import Any
 
 import pytest
@@ -252,3 +253,22 @@ def test_a_skip_advances_the_timeline_without_scoring(scorer_rate: int) -> None:
     events = detector.apply(DetectorOp("feed", pcm16=speech(400)))
     assert [e.kind for e in events] == ["started"]
     assert 1000 <= events[0].ms <= 1040
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        TurnEvent("started", 1234),
+        DetectorSettings(24000, 0.5, 300, 500, position_ms=12.5),
+        DetectorOp("feed", pcm16=b"\x01\x02"),
+        DetectorOp("start", settings=DetectorSettings(16000, 0.6, 0, 200)),
+        DetectorOp("skip", skip_bytes=960),
+    ],
+)
+def test_ops_settings_and_events_cross_to_a_worker_unchanged(value: object) -> None:
+    """What voice workers send and get (pickled by their fields) comes back
+    equal, every field with it, at every pickle protocol."""
+    for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
+        copy = pickle.loads(pickle.dumps(value, protocol))
+        assert copy == value
+        assert type(copy) is type(value)
