@@ -202,14 +202,19 @@ def test_sigterm_ends_the_voice_workers_too() -> None:
 @pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="Linux only")
 @pytest.mark.parametrize(
     ("flags", "policy"),
-    [((), getattr(os, "SCHED_BATCH", 3)), (("--scheduling", "normal"), 0)],
+    [
+        ((), getattr(os, "SCHED_BATCH", 3)),
+        (("--workers", "2"), getattr(os, "SCHED_BATCH", 3)),
+        (("--scheduling", "normal"), 0),
+    ],
 )
 def test_every_thread_of_the_server_and_its_workers_has_the_policy(
     flags: tuple[str, ...], policy: int
 ) -> None:
     """``serve`` runs under SCHED_BATCH by default (docs/reliability.md):
     the event loop's threads, the forkserver and the voice workers forked
-    from it, all of them; ``--scheduling normal`` leaves SCHED_OTHER."""
+    from it, all of them, and uvicorn's worker processes with ``--workers``;
+    ``--scheduling normal`` leaves SCHED_OTHER."""
     with _server(*flags) as (proc, _):
         deadline = time.monotonic() + 30
         processes: set[int] = set()
