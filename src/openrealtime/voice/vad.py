@@ -269,9 +269,15 @@ class _SharedOnnxSilero:
                 return path
         raise ImportError("faster-whisper has no silero_vad_v6.onnx")
 
+    #: Why the model file could not be loaded, once it could not: later
+    #: scorers fall back at once instead of reading it again.
+    _unloadable: str | None = None
+
     @classmethod
     def _shared(cls) -> Any:
         with cls._lock:
+            if cls._unloadable is not None:
+                raise ImportError(cls._unloadable)
             if cls._session is None:
                 import onnxruntime  # type: ignore[import-untyped]
 
@@ -280,9 +286,16 @@ class _SharedOnnxSilero:
                 options.intra_op_num_threads = 1
                 options.inter_op_num_threads = 1
                 options.log_severity_level = 4
-                cls._session = onnxruntime.InferenceSession(
-                    str(path), options, providers=["CPUExecutionProvider"]
-                )
+                try:
+                    cls._session = onnxruntime.InferenceSession(
+                        str(path), options, providers=["CPUExecutionProvider"]
+                    )
+                except Exception as exc:  # a truncated or corrupt file
+                    cls._unloadable = f"{path} could not be loaded: {exc}"
+                    logging.getLogger("openrealtime.voice").warning(
+                        "Silero: %s; using another backend", cls._unloadable
+                    )
+                    raise ImportError(cls._unloadable) from exc
             return cls._session
 
     def __init__(self) -> None:
