@@ -546,7 +546,7 @@ def apply_scheduling(policy: str) -> bool:
     instead of preempting it at once. On a core shared by the event loop
     and a voice worker, every packet used to wake the loop and interrupt
     the worker: ~2,700 forced switches a second at 200 streaming sessions,
-    a quarter of the core spent in the kernel. Batched, the loop takes the
+    two fifths of the core spent in the kernel. Batched, the loop takes the
     packets that arrived meanwhile in one go and the worker finishes its
     call (bench/README.md, "Seventh pass"). An idle core runs a waking
     thread at once either way.
