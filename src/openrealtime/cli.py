@@ -50,6 +50,7 @@ __all__ = [
     "main",
     "settings_env",
     "startup_lines",
+    "voice_workers_per_server",
 ]
 
 #: Transport drivers of ``serve``, the default first.
@@ -509,6 +510,14 @@ def _serve(args: argparse.Namespace) -> int:
         # Workers are new processes: they rebuild the settings from the
         # environment, so the flags travel there.
         os.environ.update(settings_env(args))
+        if settings.voice_workers is None:
+            from openrealtime.voice.compute import usable_cpus
+
+            # The workers share this process's CPUs: together they start one
+            # turn detection worker per CPU, not one per CPU each.
+            os.environ["OPENREALTIME_VOICE_WORKERS"] = str(
+                voice_workers_per_server(usable_cpus(), settings.workers)
+            )
         if not settings.auth_enabled:
             logging.getLogger("openrealtime.server").warning(
                 "Authentication is off: no API key is configured, so any client "
@@ -571,6 +580,15 @@ def apply_scheduling(policy: str) -> bool:
         )
         return False
     return True
+
+
+def voice_workers_per_server(cpus: int, servers: int) -> int:
+    """Voice workers per group for each of ``servers`` processes that share
+    ``cpus`` CPUs (``serve --workers``): the CPUs divided among them, rounded
+    up, at least one. Each server process has a voice pool of its own; sized
+    by the CPUs alone, 16 servers on 16 CPUs started 256 turn detection
+    processes (~70 MiB each, Silero's model loaded) for 16 CPUs."""
+    return max(1, -(-cpus // max(1, servers)))
 
 
 #: Seconds a worker process may take to answer uvicorn's health check.

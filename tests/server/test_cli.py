@@ -328,3 +328,17 @@ def test_apply_scheduling_sets_every_thread_and_what_they_start() -> None:
     assert {os.sched_getscheduler(int(t)) for t in os.listdir("/proc/self/task")} == {
         os.SCHED_OTHER
     }
+
+
+@pytest.mark.parametrize(
+    ("cpus", "servers", "each"),
+    [(16, 16, 1), (16, 4, 4), (16, 3, 6), (2, 6, 1), (1, 1, 1), (8, 1, 8)],
+)
+def test_voice_workers_are_divided_among_server_workers(
+    cpus: int, servers: int, each: int
+) -> None:
+    """``serve --workers W`` on C CPUs: each server's voice pool gets C / W
+    workers per group (rounded up, at least one), not C each."""
+    from openrealtime.cli import voice_workers_per_server
+
+    assert voice_workers_per_server(cpus, servers) == each

@@ -233,6 +233,37 @@ def test_every_thread_of_the_server_and_its_workers_has_the_policy(
         assert set(policies.values()) == {policy}, policies
 
 
+def test_workers_share_the_cpus_for_voice_workers() -> None:
+    """``--workers 2``: the two servers start one turn detection worker per
+    CPU between them (each its own forkserver, and its share of workers
+    forked from it), not one per CPU each."""
+    from openrealtime.cli import voice_workers_per_server
+    from openrealtime.voice.compute import usable_cpus
+
+    expected = 2 * voice_workers_per_server(usable_cpus(), 2)
+
+    def vad_workers(root: int) -> set[int]:
+        # Forked by a forkserver: a "multiprocessing" process whose parent
+        # is one too.
+        found = set()
+        for pid in _descendants(root):
+            with contextlib.suppress(FileNotFoundError):
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+                if "forkserver" in Path(f"/proc/{parent}/cmdline").read_text():
+                    found.add(pid)
+        return found
+
+    with _server("--workers", "2", "--vad", "silero") as (proc, _):
+        deadline = time.monotonic() + 30
+        workers: set[int] = set()
+        while len(workers) < expected and time.monotonic() < deadline:
+            workers = vad_workers(proc.pid)
+            time.sleep(0.2)
+        time.sleep(1.0)  # none beyond those
+        assert len(vad_workers(proc.pid)) == expected
+
+
 def test_vad_workers_load_the_model_before_the_port_opens(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

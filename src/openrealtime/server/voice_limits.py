@@ -1,7 +1,8 @@
 """The ``serve`` flags of voice compute: pool size and the caps on one job.
 
 * ``--voice-workers N`` (``OPENREALTIME_VOICE_WORKERS``): worker processes
-  for turn detection, and as many for transcription; default the CPUs.
+  for turn detection, and as many for transcription; default the CPUs
+  (divided among the server processes of ``--workers``).
 * ``--max-transcription-seconds S``
   (``OPENREALTIME_MAX_TRANSCRIPTION_SECONDS``): default 120; 0: no cap.
 * ``--max-output-audio-seconds S`` (``OPENREALTIME_MAX_OUTPUT_AUDIO_SECONDS``):
@@ -46,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help="worker processes for turn detection, and as many for "
-        "transcription (default: the CPUs this process may run on)",
+        "transcription (default: the CPUs this process may run on, divided "
+        "among the --workers)",
     )
     group.add_argument(
         "--max-transcription-seconds",
