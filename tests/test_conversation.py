@@ -13,7 +13,13 @@ from openrealtime.responders import apply_chunk
 from openrealtime.responders.base import Responder
 from openrealtime.responders.echo import EchoResponder
 from openrealtime.responders.scripted import ScriptedResponder, load_fixture
-from openrealtime.session import CancelResponse, Session, StartResponse, Transcribe
+from openrealtime.session import (
+    CancelResponse,
+    Limits,
+    Session,
+    StartResponse,
+    Transcribe,
+)
 from tests.helpers import T0, new_session, only_error, send, types, update
 
 
@@ -360,6 +366,93 @@ class TestTurnDetection:
         assert started["item_id"] == stopped["item_id"] == events[2]["item_id"]
         (action,) = session.actions_to_take()
         assert isinstance(action, StartResponse)
+
+    def test_silence_before_speech_does_not_fill_the_buffer(self) -> None:
+        """A microphone that streams silence for longer than the buffer could
+        hold: the old silence is dropped quietly (no event), the buffer
+        stays between silence_kept_ms and twice that, and the next turn's
+        times run on the whole timeline; its commit holds the speech."""
+        limits = Limits(silence_kept_ms=1000, max_buffer_bytes=10 * 48_000)
+        session = new_session(limits=limits)
+        update(
+            session,
+            {
+                "audio": {
+                    "input": {
+                        "transcription": {"model": "whisper-1"},
+                        "turn_detection": {
+                            "type": "server_vad",
+                            "create_response": False,
+                        },
+                    }
+                }
+            },
+        )
+        events = []
+        for _ in range(30):  # 15 s of silence: 1.5x the buffer's 10 s
+            events += send(
+                session,
+                {
+                    "type": "input_audio_buffer.append",
+                    "audio": pcm_b64(500, loud=False),
+                },
+            )
+            assert session.buffered_ms <= 2000
+        assert events == []
+        assert session.buffered_ms >= 1000
+        for chunk in [pcm_b64(600, loud=True), pcm_b64(500, loud=False)]:
+            events += send(
+                session, {"type": "input_audio_buffer.append", "audio": chunk}
+            )
+        started, stopped, committed = events[:3]
+        assert started["type"] == "input_audio_buffer.speech_started"
+        assert started["audio_start_ms"] == 15_000 - 300  # prefix padding
+        assert 15_780 <= stopped["audio_end_ms"] <= 15_820
+        assert committed["type"] == "input_audio_buffer.committed"
+        (transcribe,) = session.actions_to_take()
+        assert isinstance(transcribe, Transcribe)
+        # From the padded start to the end: every byte of the turn.
+        span = stopped["audio_end_ms"] - started["audio_start_ms"]
+        assert len(transcribe.pcm16) == 48 * span
+
+    def test_silence_is_kept_without_turn_detection_or_while_speaking(
+        self,
+    ) -> None:
+        """No turn detection: every byte stays for a manual commit. During
+        speech nothing is dropped either; silence_kept_ms None keeps all."""
+        limits = Limits(silence_kept_ms=100)
+        session = new_session(limits=limits)
+        update(session, {"audio": {"input": {"turn_detection": None}}})
+        for _ in range(4):
+            send(
+                session,
+                {
+                    "type": "input_audio_buffer.append",
+                    "audio": pcm_b64(500, loud=False),
+                },
+            )
+        assert session.buffered_ms == 2000
+        session = new_session(limits=limits)
+        events = send(
+            session,
+            {"type": "input_audio_buffer.append", "audio": pcm_b64(2000, loud=True)},
+        )
+        assert types(events) == ["input_audio_buffer.speech_started"]
+        send(
+            session,
+            {"type": "input_audio_buffer.append", "audio": pcm_b64(100, loud=True)},
+        )
+        assert session.buffered_ms == 2100
+        session = new_session(limits=Limits(silence_kept_ms=None))
+        for _ in range(4):
+            send(
+                session,
+                {
+                    "type": "input_audio_buffer.append",
+                    "audio": pcm_b64(500, loud=False),
+                },
+            )
+        assert session.buffered_ms == 2000
 
     def test_threshold_changes_detection(self) -> None:
         """A quiet voice (-29 dBFS) is speech at threshold 0.5, not at 0.9."""

@@ -277,6 +277,11 @@ class Limits:
             reports (responses per ``rate_limit_window_s``).
         rate_limit_tokens: the ``tokens`` limit it reports (tokens per window).
         rate_limit_window_s: the window of both, in seconds.
+        silence_kept_ms: with turn detection on, the audio before speech
+            that the input buffer keeps. A microphone never stops: past twice
+            this (or half of ``max_buffer_bytes``), the older audio is
+            dropped, quietly, down to this much, and the timeline runs on.
+            ``None``: kept until the buffer is full.
     """
 
     max_buffer_bytes: int = 32 * 1024 * 1024
@@ -287,6 +292,7 @@ class Limits:
     rate_limit_requests: int = 5000
     rate_limit_tokens: int = 400_000
     rate_limit_window_s: float = 60.0
+    silence_kept_ms: int | None = 30_000
 
 
 # --- The response in progress -------------------------------------------------------
@@ -1109,6 +1115,32 @@ class Session:
         if self._detector_on:
             pcm, _ = audio.to_pcm16(raw, fmt)
             self._detect(DetectorOp("feed", pcm16=pcm))
+            if self._speech_item_id is None:
+                self._drop_old_silence(fmt)
+
+    def _drop_old_silence(self, fmt: AudioFormatType) -> None:
+        """Server VAD, no speech: keep the buffer's last
+        ``limits.silence_kept_ms`` once it holds twice that.
+
+        The hosted API does not fill a listening session's buffer with
+        silence (a quiet phone call would hit ``input_audio_buffer_full``
+        after ~11 minutes at 24 kHz); what is dropped is older than any turn
+        a late detection could still report (the voice pool's backlog bound
+        is 10 s), and the timeline of ``audio_start_ms`` runs on over it.
+        """
+        kept_ms = self.limits.silence_kept_ms
+        if kept_ms is None:
+            return
+        most = min(
+            audio.bytes_for_ms(2 * kept_ms, fmt), self.limits.max_buffer_bytes // 2
+        )
+        if len(self._buffer) <= most:
+            return
+        # Whole milliseconds, so the timeline stays exact.
+        keep_ms = min(kept_ms, audio.duration_ms(most // 2, fmt))
+        cut_ms = self.buffered_ms - keep_ms
+        self._buffer.drop(audio.bytes_for_ms(cut_ms, fmt))
+        self._buffer_start_ms += cut_ms
 
     def _commit_manual(self) -> None:
         ms = self.buffered_ms
