@@ -753,9 +753,10 @@ class Call:
                 and not self._speaking
                 and session.config.audio.input.turn_detection is not None
             ):
-                # Server VAD keeps the silence before speech in the buffer; a
-                # microphone never stops, so drop it now and then (quietly:
-                # the client cleared nothing).
+                # A microphone never stops: drop the silence before speech
+                # now and then, sooner than the engine's own bound (up to 60
+                # s, Limits.silence_kept_ms), quietly: the client cleared
+                # nothing.
                 self._trimming = True
                 try:
                     connection.receive_event(InputAudioBufferClearEvent())
