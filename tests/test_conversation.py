@@ -50,6 +50,17 @@ def user_text(text: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+#: Server VAD that commits each turn and transcribes it, with no response.
+TRANSCRIBED_TURNS: dict[str, Any] = {
+    "audio": {
+        "input": {
+            "transcription": {"model": "whisper-1"},
+            "turn_detection": {"type": "server_vad", "create_response": False},
+        }
+    }
+}
+
+
 def pcm_b64(ms: int, *, loud: bool, amplitude: float = 0.5) -> str:
     """``ms`` of 24 kHz PCM16: a tone or silence, base64."""
     pcm = audio.tone(ms, 24000, 300.0, amplitude) if loud else audio.silence(ms, 24000)
@@ -374,20 +385,7 @@ class TestTurnDetection:
         times run on the whole timeline; its commit holds the speech."""
         limits = Limits(silence_kept_ms=1000, max_buffer_bytes=10 * 48_000)
         session = new_session(limits=limits)
-        update(
-            session,
-            {
-                "audio": {
-                    "input": {
-                        "transcription": {"model": "whisper-1"},
-                        "turn_detection": {
-                            "type": "server_vad",
-                            "create_response": False,
-                        },
-                    }
-                }
-            },
-        )
+        update(session, TRANSCRIBED_TURNS)
         events = []
         for _ in range(30):  # 15 s of silence: 1.5x the buffer's 10 s
             events += send(
@@ -928,20 +926,7 @@ class TestSpeechInProgress:
 
     def test_speech_audio_is_what_speech_stopped_commits(self) -> None:
         session = new_session()
-        update(
-            session,
-            {
-                "audio": {
-                    "input": {
-                        "transcription": {"model": "whisper-1"},
-                        "turn_detection": {
-                            "type": "server_vad",
-                            "create_response": False,
-                        },
-                    }
-                }
-            },
-        )
+        update(session, TRANSCRIBED_TURNS)
         assert session.speech_item_id is None
         assert session.speech_audio() == (b"", 24000)
         send(
