@@ -3,6 +3,12 @@
 Server pinned to one core, load generator to another; server CPU time is read
 from /proc around the measured window. Prints medians across rounds and ratios
 against ``peer-fastapi`` and ``echo-picows``. Never asserts on timings.
+
+By default each connection sends its next update when the reply arrives (a
+closed loop: every variant runs as fast as it can). ``--rate R`` paces the
+load instead: R updates a second in all, the same for every variant, so CPU
+per exchange is compared at one offered load (a variant that cannot hold the
+rate is marked in the ``rate held`` column).
 """
 
 from __future__ import annotations
@@ -42,7 +48,12 @@ def run_variant(name: str, args: argparse.Namespace, log_dir: Path) -> dict[str,
             args.warmup,
             load_core,
             server_pid=server.pid,
-            extra=["--instructions-bytes", str(args.instructions_bytes)],
+            extra=[
+                "--instructions-bytes",
+                str(args.instructions_bytes),
+                "--rate",
+                str(args.rate),
+            ],
         )
         if not server.alive():
             result.setdefault("error", f"server died: {server.log_tail(5)}")
@@ -70,6 +81,7 @@ def summarize(
         ):
             row[key] = median([float(r.get(key) or "nan") for r in good])
         row["ok"] = bool(good) and all(r.get("ok") for r in good)
+        row["rate_held"] = all(r.get("rate_held", True) for r in good)
         row["errors"] = [r["error"] for r in runs.get(name, []) if "error" in r]
         out.append(row)
     by = {r["variant"]: r for r in out}
@@ -86,8 +98,10 @@ def summarize(
     return out
 
 
-def render(rows: list[dict[str, Any]], unavailable: dict[str, str]) -> str:
-    """The results table."""
+def render(
+    rows: list[dict[str, Any]], unavailable: dict[str, str], paced: bool = False
+) -> str:
+    """The results table (with a ``rate held`` column when paced)."""
     headers = [
         "variant",
         "msgs/s",
@@ -102,6 +116,7 @@ def render(rows: list[dict[str, Any]], unavailable: dict[str, str]) -> str:
         "thr ×floor",
         "CPU ×floor",
         "ok",
+        *(["rate held"] if paced else []),
     ]
     body: list[list[str]] = []
     for r in rows:
@@ -123,6 +138,7 @@ def render(rows: list[dict[str, Any]], unavailable: dict[str, str]) -> str:
                 fmt(r["thr_vs_echo-picows"], 2),
                 fmt(r["cpu_vs_echo-picows"], 2),
                 "yes" if r["ok"] else "NO",
+                *([("yes" if r["rate_held"] else "NO")] if paced else []),
             ]
         )
     return table(headers, body)
@@ -143,6 +159,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=0,
         help="send updates whose instructions have this many bytes (large frames)",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="paced load: this many updates a second in all, for every variant "
+        "(0: closed loop, as fast as each variant answers)",
     )
     args = p.parse_args(argv)
     quick = {"rounds": 1, "duration": 2.0, "warmup": 0.5, "connections": 10}
@@ -169,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{args.rounds} round(s) x {len(variants)} variant(s), {args.connections} "
         f"connections, {args.warmup}s warmup + {args.duration}s measured"
+        + (f", paced at {args.rate:,.0f} updates/s" if args.rate else "")
     )
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     unavailable: dict[str, str] = {}
@@ -204,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                         )
     rows = summarize(variants, runs)
     print()
-    print(render(rows, unavailable))
+    print(render(rows, unavailable, paced=bool(args.rate)))
     print(
         "\nthr ×peer = msgs/s ÷ peer-fastapi's; CPU ×peer = server CPU per msg ÷ "
         "peer-fastapi's (lower is better); ×floor: the same against echo-picows."

@@ -172,6 +172,21 @@ VARIANTS: dict[str, list[str]] = {
         "{port}",
         "--uvloop-transport",
     ],
+    # openrealtime's engine alone on the floor's stack (see echo_picows.py):
+    # against openrealtime, what the server around the engine costs.
+    "engine-picows": [
+        PYTHON,
+        str(BENCH_DIR / "servers" / "echo_picows.py"),
+        "{port}",
+        "--engine",
+    ],
+    "engine-picows-uvloop": [
+        PYTHON,
+        str(BENCH_DIR / "servers" / "echo_picows.py"),
+        "{port}",
+        "--engine",
+        "--uvloop-transport",
+    ],
 }
 DEFAULT_VARIANTS = ["openrealtime", "peer-fastapi", "echo-uvicorn", "echo-picows"]
 

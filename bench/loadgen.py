@@ -102,6 +102,8 @@ class Conn:
         "closed",
         "sent",
         "replies",
+        "interval",
+        "next_at",
     )
 
     def __init__(self, stats: Stats) -> None:
@@ -116,6 +118,10 @@ class Conn:
         self.closed = False
         self.sent = 0
         self.replies = 0
+        #: Paced mode (``--rate``): seconds between this connection's sends,
+        #: and when (loop time) the next one is due; 0: send on each reply.
+        self.interval = 0.0
+        self.next_at = 0.0
 
     def fire(self) -> None:
         """Send one session.update."""
@@ -154,7 +160,25 @@ class Conn:
         if st.stopping:
             if not self.finished.done():
                 self.finished.set_result(None)
+        elif self.interval:
+            self.pace()
         else:
+            self.fire()
+
+    def pace(self) -> None:
+        """Paced mode: send at the next slot of this connection's schedule,
+        or at once when the reply came after it (the schedule then restarts
+        from now, so a slow server is not sent a burst to catch up)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self.next_at = max(self.next_at + self.interval, now)
+        if self.next_at <= now:
+            self.fire()
+        else:
+            loop.call_at(self.next_at, self._fire_if_running)
+
+    def _fire_if_running(self) -> None:
+        if not (self.stats.stopping or self.closed):
             self.fire()
 
     def on_closed(self) -> None:
@@ -346,8 +370,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(max(0.0, args.start_at - time.time()))
     try:
         if conns:
-            for conn, _ in conns:
-                if not conn.closed:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            for i, (conn, _) in enumerate(conns):
+                if conn.closed:
+                    continue
+                if args.rate:
+                    # Spread the connections' slots evenly over one interval.
+                    conn.interval = len(conns) / args.rate
+                    conn.next_at = start + conn.interval * i / len(conns)
+                    loop.call_at(conn.next_at, conn._fire_if_running)
+                else:
                     conn.fire()
             await asyncio.sleep(args.warmup)
 
@@ -386,6 +419,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "latency_hist": log_histogram(lat),
                 }
             )
+            if args.rate:
+                # Paced: the rate asked for, and whether it was held (a server
+                # that cannot keep up answers slower than its slots).
+                result["rate"] = args.rate
+                result["rate_held"] = stats.measured / window >= 0.95 * args.rate
             if args.server_pid:
                 cpu = cpu1 - cpu0
                 result["server_cpu_s"] = round(cpu, 3)
@@ -483,11 +521,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "start time in its file 'go'",
     )
     p.add_argument("--barrier-timeout", type=float, default=600.0)
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="paced mode: this many updates a second in all, spread over the "
+        "connections (one in flight per connection); 0: each connection sends "
+        "its next update as soon as the reply arrives (the default)",
+    )
     args = p.parse_args(argv)
     if not args.url.startswith(("ws://127.", "ws://localhost", "ws://[::1]")):
         p.error("only loopback targets are allowed")
     if args.connections < 1 or args.duration <= 0 or args.warmup < 0:
         p.error("connections >= 1, duration > 0, warmup >= 0")
+    if args.rate < 0:
+        p.error("rate >= 0")
     return args
 
 

@@ -5,11 +5,17 @@ Sends a fixed ``session.created`` on connect and a fixed 1.5 KB
 [--uvloop-transport]``: by default picows serves on aiofastnet's transport
 (``ws_create_server``'s default); with the flag, on uvloop's own TCP
 transport, the one openrealtime's picows driver gets from uvicorn.
+
+With ``--engine`` each connection owns an ``openrealtime.session.Session``
+and sends what it produces: the bare engine on the floor's stack, with no
+``Connection``, driver, metrics or timers. The difference between it and
+``openrealtime`` is what the server around the engine costs per exchange.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 
@@ -45,12 +51,36 @@ class Echo(WSListener):  # type: ignore[misc]
             transport.disconnect()
 
 
+class Engine(WSListener):  # type: ignore[misc]
+    """One connection driven by the bare engine (``--engine``)."""
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        from openrealtime.session import Session
+
+        self.session = Session(now=time.time())
+        for data in self.session.data_to_send():
+            transport.send(TEXT, data)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == TEXT:
+            session = self.session
+            session.receive_text(frame.get_payload_as_utf8_text(), time.time())
+            for data in session.data_to_send():
+                transport.send(TEXT, data)
+        elif frame.msg_type == CLOSE:
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+
+LISTENER: type[WSListener] = Engine if "--engine" in sys.argv else Echo
+
+
 def route(request: WSUpgradeRequest) -> WSListener | None:
     """Accept only the realtime path."""
     path = request.path
     if isinstance(path, bytes):
         path = path.decode()
-    return Echo() if path.startswith("/v1/realtime") else None
+    return LISTENER() if path.startswith("/v1/realtime") else None
 
 
 async def serve(port: int, use_aiofastnet: bool | None = None) -> None:
