@@ -420,6 +420,48 @@ class Session:
     On creation the session emits ``session.created``.
     """
 
+    # Slots, not a __dict__: past 30 attributes an instance dict stops sharing
+    # its keys and costs ~1.5 KiB per session (bench/README.md, scale).
+    __slots__ = (
+        "kind",
+        "_handlers",
+        "counts",
+        "state",
+        "defaults",
+        "limits",
+        "_ids",
+        "_now",
+        "_outbox",
+        "_actions",
+        "config",
+        "voice_locked",
+        "_order",
+        "_items",
+        "_audio",
+        "_audio_bytes",
+        "_buffer",
+        "_buffer_start_ms",
+        "scorer_factory",
+        "vad_offload",
+        "_detector",
+        "_detector_on",
+        "_detector_stale",
+        "_detector_rate",
+        "_detector_generation",
+        "_speech_item_id",
+        "_speech_start_ms",
+        "_active",
+        "_oob",
+        "_idle_deadline",
+        "_idle_audio_start",
+        "_window_start",
+        "_window_requests",
+        "_window_tokens",
+        "_expires_at",
+        "close_code",
+        "close_reason",
+    )
+
     def __init__(
         self,
         *,

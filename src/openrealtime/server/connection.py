@@ -248,6 +248,51 @@ class Connection:
             ``write_close`` were given.
     """
 
+    # Slots, not a __dict__ (~1.6 KiB per session past 30 attributes);
+    # subclasses without __slots__ get a __dict__ as usual.
+    __slots__ = (
+        "session",
+        "_send_text",
+        "_close",
+        "_write_now",
+        "_close_now",
+        "_responder",
+        "_transcriber",
+        "_metrics",
+        "_on_event",
+        "_debug",
+        "_observing",
+        "_observer_failed",
+        "_high_water",
+        "_clock",
+        "_loop",
+        "_queue",
+        "_wakeup",
+        "_drained",
+        "_writer",
+        "_sending",
+        "_holding",
+        "_tasks",
+        "_transcriptions",
+        "_voice",
+        "_max_transcription_seconds",
+        "_vad",
+        "_inline_detector",
+        "_asr_lanes",
+        "_held",
+        "_held_drained",
+        "_held_bytes",
+        "on_held",
+        "_ids",
+        "_early",
+        "_timer",
+        "_timer_deadline",
+        "_closing",
+        "_closed",
+        "close_code",
+        "close_reason",
+    )
+
     def __init__(
         self,
         session: Session,
@@ -310,7 +355,8 @@ class Connection:
         self._asr_lanes: dict[int, Lane] = {}
         # Client frames that wait for turn detection to catch up: a commit,
         # a clear or an update must see the events of the audio before it.
-        self._held: collections.deque[str | bytes] = collections.deque()
+        # (Made at the first frame held: most sessions never hold one.)
+        self._held: collections.deque[str | bytes] | None = None
         self._held_drained = _Flag(True)
         self._held_bytes = 0
         #: Called with True when client frames start to wait for turn
@@ -380,7 +426,7 @@ class Connection:
 
     def _drop_held(self) -> None:
         """Forget the frames held behind the VAD (the connection is ending)."""
-        self._held.clear()
+        self._held = None
         self._held_bytes = 0
         self._held_done()
 
@@ -425,10 +471,12 @@ class Connection:
         if self._closing:
             return
         vad = self._vad  # _vad_busy(), inline: every frame passes here
-        if self._held or (vad is not None and vad.busy and not self._may_pass(data)):
+        held = self._held
+        if held or (vad is not None and vad.busy and not self._may_pass(data)):
+            if held is None:
+                held = self._held = collections.deque()
             if (
-                len(self._held)
-                >= (MAX_HELD if self.on_held is None else MAX_HELD_PAUSED)
+                len(held) >= (MAX_HELD if self.on_held is None else MAX_HELD_PAUSED)
                 or self._held_bytes + len(data) > MAX_HELD_BYTES
             ):
                 logger.warning(
@@ -441,7 +489,7 @@ class Connection:
                     "input audio backlog full",
                 )
                 return
-            self._held.append(data)
+            held.append(data)
             self._held_bytes += len(data)
             if self._held_drained.is_set():
                 self._held_drained.clear()
@@ -810,6 +858,9 @@ class Connection:
     def _release_held(self) -> None:
         """Feed the frames held while turn detection was behind, in order."""
         held = self._held
+        if held is None:
+            self._held_done()
+            return
         while held and not self._closing:
             if self._vad_busy() and not self._may_pass(held[0]):
                 return
