@@ -54,6 +54,31 @@ async def test_lanes_take_turns() -> None:
         pool.shutdown()
 
 
+async def test_an_executor_makes_its_lane_at_its_first_job(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A session's synthesis executor costs no queue until it is used: most
+    sessions never speak (memory per idle session, bench/README.md)."""
+    pool = VoicePool(1, processes=False)
+    made: list[Lane] = []
+    lane = pool.lane
+
+    def counted(group: Any) -> Lane:
+        made.append(lane(group))
+        return made[-1]
+
+    monkeypatch.setattr(pool, "lane", counted)
+    try:
+        executor = pool.executor()
+        assert made == []
+        loop = asyncio.get_running_loop()
+        assert await loop.run_in_executor(executor, record, [], "one", 0) == "one"
+        assert await loop.run_in_executor(executor, record, [], "two", 0) == "two"
+        assert len(made) == 1  # one lane, made once
+    finally:
+        pool.shutdown()
+
+
 async def test_one_job_in_flight_per_lane() -> None:
     pool = VoicePool(2, processes=False)
     running = 0

@@ -565,6 +565,14 @@ class _Session(WSListener):
     # --- Opening ---------------------------------------------------------------------
 
     async def _open(self) -> None:
+        try:
+            await self._negotiate()
+        finally:
+            # Not kept once done: a finished task holds its coroutine, ~0.6
+            # KiB per open session.
+            self._opening = None
+
+    async def _negotiate(self) -> None:
         driver = self._driver
         server = driver.server
         request = self._request
