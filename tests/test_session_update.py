@@ -738,3 +738,82 @@ class TestStateTable:
         assert error["type"] == "server_error"
         assert error["event_id"] == "e1"
         assert "secret" not in error["message"]
+
+
+class TestUnchangedParts:
+    """Parts an update sends as they already are keep their objects (a
+    client such as openai-agents resends its whole config each time), and
+    the effective config is the same as if they had been rebuilt."""
+
+    FULL = {
+        "instructions": "Be brief.",
+        "audio": {
+            "input": {
+                "format": {"type": "audio/pcm", "rate": 24000},
+                "transcription": {"model": "whisper-1", "language": "en"},
+                "noise_reduction": {"type": "near_field"},
+                "turn_detection": {"type": "server_vad", "threshold": 0.6},
+            },
+            "output": {
+                "voice": "marin",
+                "speed": 1.0,
+                "format": {"type": "audio/pcm", "rate": 24000},
+            },
+        },
+    }
+
+    def test_a_repeated_update_keeps_the_audio_config(self) -> None:
+        session = new_session()
+        assert types(update(session, self.FULL)) == ["session.updated"]
+        before = session.config
+        seen = effective(session)
+        (event,) = update(session, self.FULL)
+        assert event["type"] == "session.updated"
+        assert session.config.audio is before.audio
+        assert effective(session) == seen == event["session"]
+
+    def test_one_changed_field_changes_only_its_part(self) -> None:
+        session = new_session()
+        update(session, self.FULL)
+        before = session.config.audio
+        patch = copy.deepcopy(self.FULL)
+        patch["audio"]["input"]["turn_detection"]["silence_duration_ms"] = 700
+        (event,) = update(session, patch)
+        after = session.config.audio
+        assert after.output is before.output
+        assert after.input.format is before.input.format
+        assert after.input.transcription is before.input.transcription
+        detection = event["session"]["audio"]["input"]["turn_detection"]
+        assert (detection["threshold"], detection["silence_duration_ms"]) == (0.6, 700)
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [("speed", 1.5), ("voice", "cedar"), ("format", {"type": "audio/pcmu"})],
+    )
+    def test_each_output_field_still_changes(self, field: str, value: Any) -> None:
+        session = new_session()
+        update(session, self.FULL)
+        patch = copy.deepcopy(self.FULL)
+        patch["audio"]["output"][field] = value
+        (event,) = update(session, patch)
+        assert event["session"]["audio"]["output"][field] == value
+
+    def test_a_transcription_field_still_changes(self) -> None:
+        session = new_session()
+        update(session, self.FULL)
+        patch = copy.deepcopy(self.FULL)
+        patch["audio"]["input"]["transcription"]["language"] = "de"
+        patch["audio"]["input"]["noise_reduction"] = {"type": "far_field"}
+        (event,) = update(session, patch)
+        audio_input = event["session"]["audio"]["input"]
+        assert audio_input["transcription"]["language"] == "de"
+        assert audio_input["noise_reduction"] == {"type": "far_field"}
+
+    def test_an_integer_is_not_kept_for_a_float(self) -> None:
+        """``_same`` compares types too: 1 == 1.0 in Python, not in JSON."""
+        from openrealtime.config import _same
+
+        assert _same(0.6, 0.6)
+        assert not _same(1, 1.0)
+        assert not _same(True, 1)
+        assert not _same(None, False)

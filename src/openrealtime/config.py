@@ -279,7 +279,10 @@ def _apply_realtime(
             audio_output = _merge_output(
                 audio_output, update.audio.output, voice_locked
             )
-        changes["audio"] = replace(audio, input=audio_input, output=audio_output)
+        # Parts the update leaves as they were keep their objects: clients
+        # such as openai-agents resend their whole config every time.
+        if audio_input is not audio.input or audio_output is not audio.output:
+            changes["audio"] = replace(audio, input=audio_input, output=audio_output)
     # Replaced whole when present (plain attribute reads: this is the hot path).
     if update.include is not UNSET:
         changes["include"] = update.include
@@ -315,10 +318,11 @@ def _merge_output(
     if update.voice is not UNSET:
         if voice_locked and update.voice != current.voice:
             raise errors.cannot_update_voice()
-        changes["voice"] = update.voice
-    if update.format is not UNSET:
+        if not _same(current.voice, update.voice):
+            changes["voice"] = update.voice
+    if update.format is not UNSET and not _same(current.format, update.format):
         changes["format"] = update.format
-    if update.speed is not UNSET:
+    if update.speed is not UNSET and not _same(current.speed, update.speed):
         changes["speed"] = update.speed
     return replace(current, **changes) if changes else current
 
@@ -331,20 +335,26 @@ def _merge_input(
     defaults: Defaults,
 ) -> AudioInputConfig:
     changes: dict[str, object] = {}
-    if update.format is not UNSET:
+    if update.format is not UNSET and not _same(current.format, update.format):
         changes["format"] = update.format
     if update.transcription is not UNSET:
-        changes["transcription"] = _merge_transcription(
+        transcription = _merge_transcription(
             current.transcription, update.transcription, defaults
         )
+        if transcription is not current.transcription:
+            changes["transcription"] = transcription
     if update.noise_reduction is not UNSET:
-        changes["noise_reduction"] = _merge_noise_reduction(
+        noise_reduction = _merge_noise_reduction(
             current.noise_reduction, update.noise_reduction, path
         )
+        if not _same(current.noise_reduction, noise_reduction):
+            changes["noise_reduction"] = noise_reduction
     if update.turn_detection is not UNSET:
-        changes["turn_detection"] = _merge_turn_detection(
+        turn_detection = _merge_turn_detection(
             current.turn_detection, update.turn_detection, path, kind
         )
+        if turn_detection is not current.turn_detection:
+            changes["turn_detection"] = turn_detection
     return replace(current, **changes) if changes else current
 
 
@@ -396,6 +406,11 @@ def _merge_turn_detection(
     base: TurnDetection
     if current is not None and new_type == current_type:
         base = current
+        changes = {
+            name: value
+            for name, value in changes.items()
+            if not _same(getattr(current, name), value)
+        }
     elif new_type == "server_vad":
         base = _server_vad(kind)
     else:
@@ -411,9 +426,17 @@ def _merge(current: _T, update: msgspec.Struct) -> _T:
     changes = {}
     for name in update.__struct_fields__:
         value = getattr(update, name)
-        if value is not UNSET:
+        if value is not UNSET and not _same(getattr(current, name), value):
             changes[name] = value
     return replace(current, **changes) if changes else current
+
+
+def _same(current: object, new: object) -> bool:
+    """Whether keeping ``current`` in place of ``new`` changes nothing the
+    client sees: equal and of one type (so ``1`` never stands for ``1.0``,
+    nor ``True`` for ``1``). For the typed parts of a config, not free JSON:
+    ``[1] == [True]`` inside a list."""
+    return type(current) is type(new) and current == new
 
 
 def check_tool_choice(tools: list[Tool], tool_choice: ToolChoice, param: str) -> None:
