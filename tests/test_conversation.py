@@ -67,6 +67,14 @@ def pcm_b64(ms: int, *, loud: bool, amplitude: float = 0.5) -> str:
     return base64.b64encode(pcm).decode()
 
 
+def append(session: Session, ms: int, *, loud: bool) -> list[dict[str, Any]]:
+    """Append ``ms`` of tone or silence; return the server events."""
+    return send(
+        session,
+        {"type": "input_audio_buffer.append", "audio": pcm_b64(ms, loud=loud)},
+    )
+
+
 TEXT_TURN = [
     "response.created",
     "response.output_item.added",
@@ -388,20 +396,12 @@ class TestTurnDetection:
         update(session, TRANSCRIBED_TURNS)
         events = []
         for _ in range(30):  # 15 s of silence: 1.5x the buffer's 10 s
-            events += send(
-                session,
-                {
-                    "type": "input_audio_buffer.append",
-                    "audio": pcm_b64(500, loud=False),
-                },
-            )
+            events += append(session, 500, loud=False)
             assert session.buffered_ms <= 2000
         assert events == []
         assert session.buffered_ms >= 1000
-        for chunk in [pcm_b64(600, loud=True), pcm_b64(500, loud=False)]:
-            events += send(
-                session, {"type": "input_audio_buffer.append", "audio": chunk}
-            )
+        events += append(session, 600, loud=True)
+        events += append(session, 500, loud=False)
         started, stopped, committed = events[:3]
         assert started["type"] == "input_audio_buffer.speech_started"
         assert started["audio_start_ms"] == 15_000 - 300  # prefix padding
@@ -422,34 +422,16 @@ class TestTurnDetection:
         session = new_session(limits=limits)
         update(session, {"audio": {"input": {"turn_detection": None}}})
         for _ in range(4):
-            send(
-                session,
-                {
-                    "type": "input_audio_buffer.append",
-                    "audio": pcm_b64(500, loud=False),
-                },
-            )
+            append(session, 500, loud=False)
         assert session.buffered_ms == 2000
         session = new_session(limits=limits)
-        events = send(
-            session,
-            {"type": "input_audio_buffer.append", "audio": pcm_b64(2000, loud=True)},
-        )
+        events = append(session, 2000, loud=True)
         assert types(events) == ["input_audio_buffer.speech_started"]
-        send(
-            session,
-            {"type": "input_audio_buffer.append", "audio": pcm_b64(100, loud=True)},
-        )
+        append(session, 100, loud=True)
         assert session.buffered_ms == 2100
         session = new_session(limits=Limits(silence_kept_ms=None))
         for _ in range(4):
-            send(
-                session,
-                {
-                    "type": "input_audio_buffer.append",
-                    "audio": pcm_b64(500, loud=False),
-                },
-            )
+            append(session, 500, loud=False)
         assert session.buffered_ms == 2000
 
     def test_threshold_changes_detection(self) -> None:
