@@ -857,10 +857,7 @@ class Connection:
 
     def _release_held(self) -> None:
         """Feed the frames held while turn detection was behind, in order."""
-        held = self._held
-        if held is None:
-            self._held_done()
-            return
+        held = self._held  # None (never held) reads as empty
         while held and not self._closing:
             if self._vad_busy() and not self._may_pass(held[0]):
                 return

@@ -1504,8 +1504,7 @@ class LaneExecutor(concurrent.futures.Executor):
     """
 
     def __init__(self, lane: Lane | Callable[[], Lane]) -> None:
-        self._lane: Lane | None = lane if isinstance(lane, Lane) else None
-        self._make: Callable[[], Lane] | None = None if isinstance(lane, Lane) else lane
+        self._lane = lane
 
     def submit(
         self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
@@ -1522,9 +1521,8 @@ class LaneExecutor(concurrent.futures.Executor):
 
         call = functools.partial(fn, *args, **kwargs) if kwargs else fn
         lane = self._lane
-        if lane is None:
-            assert self._make is not None
-            lane = self._lane = self._make()
+        if not isinstance(lane, Lane):
+            lane = self._lane = lane()
         lane.submit(_Job(call, args if not kwargs else (), settle))
         return outer
 
