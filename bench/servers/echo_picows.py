@@ -51,8 +51,9 @@ class Echo(WSListener):  # type: ignore[misc]
             transport.disconnect()
 
 
-class Engine(WSListener):  # type: ignore[misc]
-    """One connection driven by the bare engine (``--engine``)."""
+class Engine(Echo):
+    """One connection driven by the bare engine (``--engine``); other
+    frames as the echo's."""
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         from openrealtime.session import Session
@@ -67,9 +68,8 @@ class Engine(WSListener):  # type: ignore[misc]
             session.receive_text(frame.get_payload_as_utf8_text(), time.time())
             for data in session.data_to_send():
                 transport.send(TEXT, data)
-        elif frame.msg_type == CLOSE:
-            transport.send_close(frame.get_close_code())
-            transport.disconnect()
+        else:
+            super().on_ws_frame(transport, frame)
 
 
 LISTENER: type[WSListener] = Engine if "--engine" in sys.argv else Echo
