@@ -382,6 +382,11 @@ def _merge_noise_reduction(
     return NoiseReduction(type=update.type)
 
 
+#: The ``type`` tag of each turn detection variant (``__struct_config__``
+#: builds a new object at every read).
+_TAGS: dict[type, str] = {ServerVad: "server_vad", SemanticVad: "semantic_vad"}
+
+
 def _merge_turn_detection(
     current: TurnDetection | None,
     update: TurnDetectionUpdate | None,
@@ -391,30 +396,30 @@ def _merge_turn_detection(
     if update is None:
         # "To clear a field like `turn_detection`, pass `null`."
         return None
-    current_type = None if current is None else current.__struct_config__.tag
+    current_type = None if current is None else _TAGS[type(current)]
     # The fields the client sent, in field order: to_builtins leaves out the
     # UNSET ones, in C, and every value here is a scalar (or None).
-    changes: dict[str, object] = msgspec.to_builtins(update)
-    new_type = changes.pop("type", current_type)
+    sent: dict[str, object] = msgspec.to_builtins(update)
+    new_type = sent.pop("type", current_type)
     if new_type is None:
         raise errors.missing_required(f"{path}.turn_detection.type")
     # Keys of the other variant are unknown parameters [WIRE 93-95].
     allowed = TURN_DETECTION_KEYS[str(new_type)]
-    for name in changes:
-        if name not in allowed:
-            raise errors.unknown_parameter(f"{path}.turn_detection.{name}")
     base: TurnDetection
     if current is not None and new_type == current_type:
         base = current
-        changes = {
-            name: value
-            for name, value in changes.items()
-            if not _same(getattr(current, name), value)
-        }
     elif new_type == "server_vad":
         base = _server_vad(kind)
     else:
         base = _semantic_vad(kind)
+    # Only what differs from the base is replaced (_same, inline: the hot path).
+    changes = {}
+    for name, value in sent.items():
+        if name not in allowed:
+            raise errors.unknown_parameter(f"{path}.turn_detection.{name}")
+        old = getattr(base, name)
+        if type(old) is not type(value) or old != value:
+            changes[name] = value
     return replace(base, **changes) if changes else base
 
 
