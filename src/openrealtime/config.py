@@ -347,7 +347,7 @@ def _merge_input(
         noise_reduction = _merge_noise_reduction(
             current.noise_reduction, update.noise_reduction, path
         )
-        if not _same(current.noise_reduction, noise_reduction):
+        if noise_reduction is not current.noise_reduction:
             changes["noise_reduction"] = noise_reduction
     if update.turn_detection is not UNSET:
         turn_detection = _merge_turn_detection(
@@ -378,6 +378,8 @@ def _merge_noise_reduction(
     if update.type is UNSET:
         if current is None:
             raise errors.missing_required(f"{path}.noise_reduction.type")
+        return current
+    if current is not None and current.type == update.type:
         return current
     return NoiseReduction(type=update.type)
 
@@ -412,13 +414,12 @@ def _merge_turn_detection(
         base = _server_vad(kind)
     else:
         base = _semantic_vad(kind)
-    # Only what differs from the base is replaced (_same, inline: the hot path).
+    # Only what differs from the base is replaced.
     changes = {}
     for name, value in sent.items():
         if name not in allowed:
             raise errors.unknown_parameter(f"{path}.turn_detection.{name}")
-        old = getattr(base, name)
-        if type(old) is not type(value) or old != value:
+        if not _same(getattr(base, name), value):
             changes[name] = value
     return replace(base, **changes) if changes else base
 
