@@ -1153,3 +1153,35 @@ def _client_events_explain(data: bytes) -> InvalidRequestError:
     from openrealtime import codec
 
     return codec._client_events.explain(data)
+
+
+@pytest.mark.parametrize(
+    "name", ["get weather", "", "f\n", "caf\u00e9", "a.b", "\u0661\u0662"]
+)
+def test_function_name_outside_its_pattern(name: str) -> None:
+    """A function name must match ``^[a-zA-Z0-9_-]+$`` in full, in a
+    session.update as in a response.create. A trailing newline is rejected
+    too (Python's ``re.search`` with ``$`` let it through)."""
+    tool = {"type": "function", "name": name}
+    message = (
+        "Invalid 'session.tools[0].name': string does not match pattern. "
+        "Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'."
+    )
+    expected = ("invalid_value", message, "session.tools[0].name", None)
+    assert _bad(_session(tools=[tool])) == expected
+    response = {"type": "response.create", "response": {"tools": [tool]}}
+    assert _bad(response) == (
+        "invalid_value",
+        message.replace("'session.", "'response."),
+        "response.tools[0].name",
+        None,
+    )
+
+
+@pytest.mark.parametrize("name", ["get_weather", "A-9", "x" * 64, "_"])
+def test_function_name_inside_its_pattern(name: str) -> None:
+    """Names the pattern allows decode, up to 64 characters."""
+    event = decode_client_event(
+        json.dumps(_session(tools=[{"type": "function", "name": name}]))
+    )
+    assert event.session.tools[0].name == name  # type: ignore[union-attr]

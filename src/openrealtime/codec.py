@@ -241,7 +241,12 @@ def explain(
         case mi.AnyType():
             return None
         case mi.Metadata():
-            return explain(value, t.type, path)
+            error = explain(value, t.type, path)
+            # A pattern a model checks itself (see FunctionTool.name).
+            extra = t.extra or {}
+            if error is None and "check" in extra and not extra["check"](value):
+                return errors.pattern_mismatch(path, extra["pattern"])
+            return error
         case mi.UnionType():
             return _explain_union(value, t, path, type_values)
         case mi.StructType():

@@ -294,13 +294,37 @@ class TranscriptionAudioConfig(Wire, frozen=True, kw_only=True):
 FUNCTION_NAME_PATTERN = "^[a-zA-Z0-9_-]+$"
 
 
+def is_function_name(name: str) -> bool:
+    """Whether ``name`` matches :data:`FUNCTION_NAME_PATTERN` in full.
+
+    Three string methods in C instead of msgspec's ``Meta(pattern=...)``, which
+    calls ``re.search`` for every decoded tool (0.76 against 0.60 µs to decode
+    the benchmark's tool). Stricter than that ``re.search`` in one case: its
+    ``$`` also matches before a trailing newline, so ``"f\\n"`` passed.
+    """
+    return name.isascii() and name.replace("_", "a").replace("-", "a").isalnum()
+
+
 class FunctionTool(Wire, frozen=True, tag_field="type", tag="function", kw_only=True):
     """A function the model may call (RealtimeFunctionTool)."""
 
-    # OpenAI's function names: "^[a-zA-Z0-9_-]+$", at most 64 characters.
-    name: Annotated[str, Meta(max_length=64, pattern=FUNCTION_NAME_PATTERN)]
+    # OpenAI's function names: "^[a-zA-Z0-9_-]+$", at most 64 characters. The
+    # pattern is checked by __post_init__; codec.explain reads it (and the
+    # check) from ``extra`` to word the hosted error.
+    name: Annotated[
+        str,
+        Meta(
+            max_length=64,
+            extra={"pattern": FUNCTION_NAME_PATTERN, "check": is_function_name},
+            extra_json_schema={"pattern": FUNCTION_NAME_PATTERN},
+        ),
+    ]
     description: str | UnsetType = UNSET
     parameters: dict[str, Any] | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if not is_function_name(self.name):
+            raise ValueError("function name does not match its pattern")
 
 
 class MCPToolFilter(Wire, frozen=True, kw_only=True):
