@@ -278,3 +278,31 @@ async def test_slow_reader_is_disconnected(caplog: pytest.LogCaptureFixture) -> 
             assert sent > 100
             await wait_for(lambda: open_connections(live) == 0, "disconnect")
     assert "stopped reading; disconnecting" in caplog.text
+
+
+async def test_picows_lets_the_handshake_headers_go() -> None:
+    """picows: once a session is open, the upgrade request's and the 101
+    response's headers are no longer held (picows keeps both objects on the
+    transport for the connection's life; their headers were ~2.5 KiB of each
+    idle session). The session still answers, and a second one opens."""
+    import gc
+
+    from openrealtime.server.picows_driver import _Session
+
+    with running_server(Settings(pace=0), "picows") as live:
+        url = live.ws_url(model="gpt-realtime")
+        async with connect(url, additional_headers={"X-Big": "x" * 4000}) as ws:
+            await ws.recv()  # session.created: the session is open
+            await ws.send(UPDATE)
+            assert json.loads(await ws.recv())["type"] == "session.updated"
+            # type(), not isinstance(): a dead weakref.proxy raises on the latter.
+            sessions = [o for o in gc.get_objects() if type(o) is _Session]
+            live_ones = [s for s in sessions if s.connection is not None]
+            assert live_ones
+            for session in live_ones:
+                transport = session._ws
+                assert transport is not None
+                assert len(transport.request.headers) == 0
+                assert len(transport.response.headers) == 0
+            async with connect(url) as second:
+                assert json.loads(await second.recv())["type"] == "session.created"
