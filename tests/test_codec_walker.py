@@ -244,3 +244,26 @@ def test_protocol_error_repr_and_equality() -> None:
     )
     assert isinstance(ServerError(), ProtocolError)
     assert ServerError(code="x", message="y").code == "x"
+
+
+def test_a_pattern_in_meta_is_explained_too() -> None:
+    """msgspec's own ``Meta(pattern=...)`` (no wire model uses it now: see
+    FunctionTool.name) and a pattern a model checks itself, read from
+    ``Meta(extra=...)``, give the same error."""
+    plain = mi.type_info(Annotated[str, Meta(pattern="^[a-z]+$")])
+    checked = mi.type_info(
+        Annotated[str, Meta(extra={"pattern": "^[a-z]+$", "check": str.isalpha})]
+    )
+    for info in (plain, checked):
+        error = explain("a1", info, "name")
+        assert error is not None
+        assert (error.code, error.param) == ("invalid_value", "name")
+        assert error.message == (
+            "Invalid 'name': string does not match pattern. Expected a string "
+            "that matches the pattern '^[a-z]+$'."
+        )
+        assert explain("ab", info, "name") is None
+    # Another kind's error comes first; an extra without a check is ignored.
+    assert explain(5, checked, "name") is not None
+    other = mi.type_info(Annotated[str, Meta(extra={"unit": "ms"})])
+    assert explain("a1", other, "name") is None
