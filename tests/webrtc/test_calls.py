@@ -9,6 +9,7 @@ track, as a browser would.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -476,13 +477,12 @@ async def test_without_aiortc_the_error_says_how_to_install_it(
 
 
 async def test_silence_does_not_fill_the_input_buffer(
-    voice_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+    voice_server: LiveServer,
 ) -> None:
     """A microphone never stops: with server VAD the silence before speech is
-    dropped now and then, quietly, and the next turn is heard as usual."""
-    from openrealtime.server import webrtc
-
-    monkeypatch.setattr(webrtc, "SILENCE_KEPT_MS", 1000)
+    dropped now and then by the engine (it keeps the last
+    ``Limits.silence_kept_ms``, here 1 s), quietly, and the next turn is
+    heard as usual."""
     client = await open_call(voice_server)
     try:
         await client.wait_for("session.created")
@@ -498,9 +498,12 @@ async def test_silence_does_not_fill_the_input_buffer(
         await client.wait_for("session.updated")
         call = voice_server.app.state.realtime.calls.get(client.call_id)
         assert call is not None
+        session = call.connection.session
+        session.limits = dataclasses.replace(session.limits, silence_kept_ms=1000)
         await asyncio.sleep(3.0)  # silence from the microphone
         assert call.mic_frames > 100
-        assert call.connection.session.buffered_ms <= 1100
+        # Trimmed to 1 s whenever it holds more than 2 s (one 20 ms frame over).
+        assert session.buffered_ms <= 2020
         assert not client.of("input_audio_buffer.cleared")
         client.mic.say(speak("Hello world."))
         started = await client.wait_for("input_audio_buffer.speech_started")

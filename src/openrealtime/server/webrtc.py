@@ -14,8 +14,8 @@ and sans-I/O engine as a WebSocket; only the transport differs:
   PCM16 (:class:`openrealtime.audio.Resampler`) and given to the engine as an
   ``input_audio_buffer.append`` (:meth:`Connection.receive_event`), so server
   VAD, commits and transcription are the engine's own rules (silence before
-  speech is cleared from the buffer after 30 s, quietly: a microphone never
-  stops);
+  speech older than 30 s is dropped from the buffer, quietly: a microphone
+  never stops);
 * ``response.output_audio.delta`` events do not go on the data channel: their
   audio is resampled to 48 kHz and queued for the outgoing track, which plays
   it at real time (aiortc encodes Opus in its executor threads);
@@ -64,7 +64,6 @@ from openrealtime.ids import RandomIds
 from openrealtime.models.client_events import (
     ConversationItemTruncateEvent,
     InputAudioBufferAppendEvent,
-    InputAudioBufferClearEvent,
     OutputAudioBufferClearEvent,
     ResponseCancelEvent,
 )
@@ -148,8 +147,6 @@ PAUSE_BYTES = 5 * WIRE_RATE * 2
 RESUME_BYTES = 2 * WIRE_RATE * 2
 #: Seconds without microphone audio (once it flowed) that end a call.
 MEDIA_TIMEOUT = 10.0
-#: Silence kept in the input buffer while no one speaks (server VAD on).
-SILENCE_KEPT_MS = 30_000
 #: Frames kept for a data channel that is not open yet.
 MAX_PENDING = 4096
 
@@ -422,8 +419,6 @@ class Call:
         self._ids = RandomIds()
         self._resampler: audio.Resampler | None = None
         self._paused = False
-        self._speaking = False
-        self._trimming = False
         #: Seconds of CPU spent on this call's audio in the event loop.
         self.loop_cpu = 0.0
         self.mic_frames = 0
@@ -448,14 +443,9 @@ class Call:
         if kind == "response.output_audio.delta":
             self._queue_audio(data)
             return
-        if kind == "input_audio_buffer.cleared" and self._trimming:
-            return  # our own trim of silence, not the client's clear
         self._send(data)
         if kind == "input_audio_buffer.speech_started":
-            self._speaking = True
             self._barge_in()
-        elif kind == "input_audio_buffer.speech_stopped":
-            self._speaking = False
         elif kind == "response.done":
             self._response_done(data)
 
@@ -747,24 +737,12 @@ class Call:
                 if fmt == "audio/pcm"
                 else audio.from_pcm16(pcm24, ENGINE_RATE, fmt)
             )
-            buffered = session.buffered_ms
-            if (
-                buffered > SILENCE_KEPT_MS
-                and not self._speaking
-                and session.config.audio.input.turn_detection is not None
-            ):
-                # A microphone never stops: drop the silence before speech
-                # now and then, sooner than the engine's own bound (up to 60
-                # s, Limits.silence_kept_ms), quietly: the client cleared
-                # nothing.
-                self._trimming = True
-                try:
-                    connection.receive_event(InputAudioBufferClearEvent())
-                finally:
-                    self._trimming = False
-                buffered = 0
+            # A microphone never stops: with turn detection on, the engine
+            # drops the silence before speech itself, keeping its last
+            # Limits.silence_kept_ms (30 s), quietly and with no reset of
+            # the detector. Without it, the buffer fills to half its limit.
             limit = audio.duration_ms(session.limits.max_buffer_bytes, fmt) // 2
-            if data and buffered < limit:
+            if data and session.buffered_ms < limit:
                 connection.receive_event(
                     InputAudioBufferAppendEvent(audio=base64.b64encode(data).decode())
                 )
