@@ -738,9 +738,10 @@ class Call:
                 else audio.from_pcm16(pcm24, ENGINE_RATE, fmt)
             )
             # A microphone never stops: with turn detection on, the engine
-            # drops the silence before speech itself, keeping its last
-            # Limits.silence_kept_ms (30 s), quietly and with no reset of
-            # the detector. Without it, the buffer fills to half its limit.
+            # drops the silence before speech itself (it keeps the last
+            # Limits.silence_kept_ms, 30 s, once it holds twice that),
+            # quietly and with no reset of the detector. With turn detection
+            # off, appends stop at half the buffer's limit.
             limit = audio.duration_ms(session.limits.max_buffer_bytes, fmt) // 2
             if data and session.buffered_ms < limit:
                 connection.receive_event(
