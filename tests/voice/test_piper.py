@@ -119,6 +119,32 @@ def synth() -> Iterator[PiperSynthesizer]:
     engine.close()
 
 
+def word_edits(heard: list[str], said: list[str]) -> int:
+    """Words inserted, dropped or changed between ``said`` and ``heard``."""
+    row = list(range(len(heard) + 1))
+    for i, word in enumerate(said, 1):
+        diagonal, row[0] = row[0], i
+        for j, other in enumerate(heard, 1):
+            diagonal, row[j] = (
+                row[j],
+                min(row[j] + 1, row[j - 1] + 1, diagonal + (word != other)),
+            )
+    return row[-1]
+
+
+def understood(heard: list[str], sentence: str) -> bool:
+    """A listener heard ``sentence``, give or take two words.
+
+    Piper's voice is sampled: its model adds random noise to each phoneme's
+    length and sound (``noise_scale``, ``noise_w``), so no two syntheses of a
+    sentence are the same. Whisper tiny.en mishears about one in 30 of them
+    by a word or two ("leaves early" as "lee's early", or "leisurely"), so a
+    word-for-word check fails now and then on a correct voice. Two edits in
+    a sentence of eight to ten words still tell a voice from noise.
+    """
+    return word_edits(heard, words(sentence)) <= 2
+
+
 def say(synth: PiperSynthesizer, text: str = TEXT, speed: float = 1.0) -> bytes:
     return b"".join(synth.synthesize(text, voice="alloy", speed=speed))
 
@@ -229,7 +255,7 @@ def test_a_whisper_listener_understands_piper(synth: PiperSynthesizer) -> None:
     heard = "".join(
         listener.transcribe(say(synth, sentence), 24000, language="en", prompt=None)
     )
-    assert words(heard) == words(sentence), heard
+    assert understood(words(heard), sentence), heard
 
 
 def pipers(pid: int) -> set[int]:
@@ -295,7 +321,8 @@ def test_openrealtime_serve_speech_piper(tmp_path: Path) -> None:
             spoken = client.audio.speech.create(
                 model="tts-1", voice="alloy", input=sentence, response_format="pcm"
             ).content
-            assert heard(spoken, 24000) == words(sentence)
+            got = heard(spoken, 24000)
+            assert understood(got, sentence), got
             (piper_pid,) = pipers(server.pid)
 
             async def realtime_reply() -> bytes:
@@ -321,7 +348,8 @@ def test_openrealtime_serve_speech_piper(tmp_path: Path) -> None:
                             return pcm
                 raise AssertionError("no response.done")
 
-            assert heard(asyncio.run(realtime_reply()), 24000) == words(REPLY)
+            got = heard(asyncio.run(realtime_reply()), 24000)
+            assert understood(got, REPLY), got
             assert pipers(server.pid) == {piper_pid}  # the same process
         finally:
             server.terminate()
