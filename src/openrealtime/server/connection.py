@@ -49,7 +49,11 @@ The engine's actions run here:
 
 The engine's one timer (session expiry, idle timeout) is a ``loop.call_at``,
 re-armed only when ``session.get_timer()`` changed, converting the engine's
-epoch seconds to the loop's clock.
+epoch seconds to the loop's clock. A deadline more than :data:`FAR_S` off
+(an idle session's expiry, an hour away) first waits on the loop's shared
+coarse schedule (:func:`~openrealtime.server.slots.far_deadlines`: a loop
+timer each was ~0.55 KiB of an idle session) and takes its own loop timer
+once it is near, so it fires as precisely as before.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ from openrealtime.responders.base import Responder, apply_chunk, failure
 from openrealtime.server.early import EarlyTranscription
 from openrealtime.server.handshake import error_frame
 from openrealtime.server.metrics import Metrics, client_event_type, server_event_type
+from openrealtime.server.slots import far_deadlines
 from openrealtime.session import (
     CancelResponse,
     Close,
@@ -113,6 +118,10 @@ class EventObserver(Protocol):
         """Called once per frame, in order; must not block."""
         ...
 
+
+#: Seconds off past which the engine's deadline waits on the loop's shared
+#: coarse schedule before it takes a loop timer of its own.
+FAR_S = 30.0
 
 #: Seconds a response waits for pending transcripts of the user's turn.
 TRANSCRIPT_WAIT = 10.0
@@ -287,6 +296,7 @@ class Connection:
         "_early",
         "_timer",
         "_timer_deadline",
+        "_far_slot",
         "_closing",
         "_closed",
         "close_code",
@@ -377,6 +387,8 @@ class Connection:
         )
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
+        #: The slot of far_deadlines() the deadline waits in, until it is near.
+        self._far_slot: int | None = None
         self._closing = False
         self._closed = _Flag()
         #: The close code and reason, once known (ours or the client's).
@@ -755,11 +767,27 @@ class Connection:
             return
         self._timer_deadline = deadline
         delay = max(0.0, deadline - self._clock())
+        if delay > FAR_S:
+            # Woken half of FAR_S early, give or take the schedule's tick.
+            self._far_slot = far_deadlines(self._loop).add(self, delay - FAR_S / 2)
+            return
+        self._timer = self._loop.call_at(self._loop.time() + delay, self._on_timer)
+
+    def on_due(self) -> None:
+        """The coarse schedule: the deadline is near, so it gets its own timer."""
+        self._far_slot = None
+        deadline = self._timer_deadline
+        if deadline is None or self._closing:  # pragma: no cover - discarded first
+            return
+        delay = max(0.0, deadline - self._clock())
         self._timer = self._loop.call_at(self._loop.time() + delay, self._on_timer)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._far_slot is not None:
+            far_deadlines(self._loop).discard(self, self._far_slot)
+            self._far_slot = None
         self._timer = None
         self._timer_deadline = None
 

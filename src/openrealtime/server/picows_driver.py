@@ -47,8 +47,8 @@ fragmented messages are reassembled, invalid UTF-8 closes 1007, a message
 over ``ws_max_size`` closes 1009 (over ``max_frame_bytes`` it is an error
 event, then 1009, as on ASGI), keepalive pings every ``ws_ping_interval``
 seconds (up to a twentieth of it later: all sessions share one schedule,
-:class:`Keepalive`) close 1011 without a pong within ``ws_ping_timeout``,
-and uvicorn's shutdown closes sessions with 1012.
+:class:`~openrealtime.server.slots.Slots`) close 1011 without a pong within
+``ws_ping_timeout``, and uvicorn's shutdown closes sessions with 1012.
 
 Backpressure: when the socket's write buffer crosses the transport's high
 water mark, the session stops reading from the client and its responders
@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 import struct
 import weakref
@@ -90,6 +89,7 @@ from openrealtime.server.app import RealtimeServer
 from openrealtime.server.connection import Connection
 from openrealtime.server.handshake import Rejected, select_subprotocol
 from openrealtime.server.hosts import host_not_allowed
+from openrealtime.server.slots import Slots
 
 
 try:  # uvicorn's fastest HTTP/1.1 protocol, as `http="httptools"`
@@ -154,73 +154,12 @@ class _Driver:
         interval = config.ws_ping_interval
         self.ping_interval = interval if interval and interval > 0 else None
         self.ping_timeout = config.ws_ping_timeout
-        self.keepalive = Keepalive(self.ping_interval) if self.ping_interval else None
-
-
-class Keepalive:
-    """When each session sends its next keepalive ping: one loop timer for all.
-
-    A loop timer per session held ~0.6 KiB of each idle session's 11.8
-    (``bench_memory.py --connections 8000``: 11.2 KiB with pings off). A ping
-    needs no precision, so sessions wait in slots of ``tick`` seconds (a
-    twentieth of the interval, at most 1 s) and a slot's sessions are pinged
-    together, never before their time and at most one tick after it. Only
-    the earliest slot has a timer. An entry costs a dict item, and a session
-    that goes away leaves its slot at once (:meth:`discard`).
-    """
-
-    __slots__ = ("tick", "_slots", "_timer", "_armed")
-
-    def __init__(self, interval: float) -> None:
-        self.tick = min(1.0, interval / 20)
-        #: Slot number (a multiple of ``tick`` on the loop's clock) -> its
-        #: sessions, in the order they were added.
-        self._slots: dict[int, dict[_Session, None]] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._armed: int | None = None
-
-    def add(self, session: _Session, delay: float) -> int:
-        """Ping ``session`` in ``delay`` seconds (or up to a tick later);
-        returns its slot, for :meth:`discard`."""
-        loop = asyncio.get_running_loop()
-        slot = math.ceil((loop.time() + delay) / self.tick)
-        self._slots.setdefault(slot, {})[session] = None
-        if self._armed is None or slot < self._armed:
-            self._arm(loop, slot)
-        return slot
-
-    def discard(self, session: _Session, slot: int) -> None:
-        """``session`` is not to be pinged (it ended). Its slot's timer, if
-        the slot is now empty, fires anyway and finds nothing to do."""
-        sessions = self._slots.get(slot)
-        if sessions is not None:
-            sessions.pop(session, None)
-            if not sessions:
-                del self._slots[slot]
-
-    def __len__(self) -> int:
-        return sum(len(sessions) for sessions in self._slots.values())
-
-    def _arm(self, loop: asyncio.AbstractEventLoop, slot: int) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._armed = slot
-        self._timer = loop.call_at(slot * self.tick, self._fire)
-
-    def _fire(self) -> None:
-        loop = asyncio.get_running_loop()
-        assert self._armed is not None
-        # A loop timer may run a little early; its slot is due all the same.
-        last = max(self._armed, math.floor(loop.time() / self.tick))
-        self._timer = self._armed = None
-        for slot in sorted(slot for slot in self._slots if slot <= last):
-            for session in self._slots.pop(slot):
-                try:
-                    session._ping()
-                except Exception:  # one session's failure must not stop the rest
-                    logger.exception("keepalive ping failed (%s)", session.peer)
-        if self._slots:
-            self._arm(loop, min(self._slots))
+        #: When each session sends its next ping: one schedule for all of
+        #: them (a timer each was ~0.6 KiB of an idle session), in slots of
+        #: a twentieth of the interval, at most 1 s.
+        self.keepalive = (
+            Slots(min(1.0, self.ping_interval / 20)) if self.ping_interval else None
+        )
 
 
 _drivers: weakref.WeakKeyDictionary[Config, _Driver] = weakref.WeakKeyDictionary()
@@ -559,6 +498,9 @@ class _Session(WSListener):
         self._finished = False
         self._max_write_buffer = write_buffer_cap(cls, driver.max_frame)
 
+    def __repr__(self) -> str:
+        return f"<picows session {self.peer}>"
+
     # --- picows callbacks ------------------------------------------------------------
 
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -840,8 +782,8 @@ class _Session(WSListener):
         assert keepalive is not None
         self._ping_slot = keepalive.add(self, delay)
 
-    def _ping(self) -> None:
-        """Called by the driver's :class:`Keepalive` when this session is due."""
+    def on_due(self) -> None:
+        """The driver's keepalive schedule: this session's ping is due."""
         self._ping_slot = None
         ws = self._ws
         if ws is None or self._close_sent or ws.is_disconnected:
