@@ -93,6 +93,7 @@ def running_server(
         http=http,
         ws="websockets-sansio",
         ws_max_size=settings.transport_max_bytes,
+        ws_per_message_deflate=False,  # as `openrealtime serve` (cli.py)
         ws_ping_interval=settings.ping_interval,
         ws_ping_timeout=ping_timeout,
         log_config=None,

@@ -201,6 +201,49 @@ def test_python_m_openrealtime_serve(tmp_path: Path) -> None:
     assert "Inspector:" not in output
 
 
+@pytest.mark.parametrize("driver", ["picows", "asgi"])
+def test_serve_negotiates_no_compression(driver: str, tmp_path: Path) -> None:
+    """A client that offers permessage-deflate (websockets' default, so
+    openai-python's; browsers too) gets plain frames from either driver of
+    ``openrealtime serve``: the same wire on both, and no zlib state per
+    session (uvicorn alone would negotiate it on the ASGI driver)."""
+    from websockets.sync.client import connect
+
+    port = _free_port()
+    argv = [sys.executable, "-m", "openrealtime", "serve", "--port", str(port)]
+    argv += ["--driver", driver, "--transcription", "none", "--vad", "energy"]
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            for _ in range(300):
+                assert process.poll() is None, log.read_text()
+                try:
+                    urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/healthz", timeout=5
+                    )
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
+            with connect(url, compression="deflate") as ws:
+                assert (
+                    "permessage-deflate"
+                    in ws.request.headers["Sec-WebSocket-Extensions"]
+                )
+                assert "Sec-WebSocket-Extensions" not in ws.response.headers
+                assert json.loads(ws.recv())["type"] == "session.created"
+                ws.send(
+                    json.dumps(
+                        {"type": "session.update", "session": {"type": "realtime"}}
+                    )
+                )
+                assert json.loads(ws.recv())["type"] == "session.updated"
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     """``openrealtime`` alone prints its help (commands and --version), exit 0."""
     assert main([]) == 0
