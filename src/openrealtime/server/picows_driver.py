@@ -780,6 +780,8 @@ class _Session(WSListener):
     def _schedule_ping(self, delay: float) -> None:
         keepalive = self._driver.keepalive
         assert keepalive is not None
+        if self._ping_slot is not None:  # one slot at a time
+            keepalive.discard(self, self._ping_slot)
         self._ping_slot = keepalive.add(self, delay)
 
     def on_due(self) -> None:
