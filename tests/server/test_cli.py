@@ -28,6 +28,7 @@ from openrealtime.server.settings import (
     ConfigurationError,
     Settings,
 )
+from tests.served import wait_up
 
 
 def parse(*argv: str) -> Settings:
@@ -216,15 +217,7 @@ def test_serve_negotiates_no_compression(driver: str, tmp_path: Path) -> None:
     with log.open("wb") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
         try:
-            for _ in range(300):
-                assert process.poll() is None, log.read_text()
-                try:
-                    urllib.request.urlopen(
-                        f"http://127.0.0.1:{port}/healthz", timeout=5
-                    )
-                    break
-                except OSError:
-                    time.sleep(0.1)
+            wait_up(process, port, log=log)
             url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
             with connect(url, compression="deflate") as ws:
                 assert (

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.redis_server import free_port
+from tests.served import wait_up
 
 
 def _start(port: int, *args: str) -> subprocess.Popen[bytes]:
@@ -48,24 +49,12 @@ def _start(port: int, *args: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_up(proc: subprocess.Popen[bytes], port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the server exited"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    pytest.fail("the server did not start")  # pragma: no cover
-
-
 @contextlib.contextmanager
 def _server(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
     proc = _start(port, *args)
     try:
-        _wait_up(proc, port)
+        wait_up(proc, port)
         yield proc, port
     finally:
         with contextlib.suppress(ProcessLookupError):

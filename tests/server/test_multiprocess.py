@@ -23,6 +23,7 @@ import pytest
 import websockets
 
 from tests.redis_server import free_port, redis_server
+from tests.served import wait_up
 
 
 API_KEY = "sk-multi-0123456789"
@@ -59,19 +60,7 @@ def serve(*args: str) -> Iterator[int]:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, "the server exited"
-            try:
-                if (
-                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code
-                    == 200
-                ):
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:  # pragma: no cover
-            pytest.fail("the server did not start")
+        wait_up(proc, port)
         yield port
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.served import wait_up
 from tests.voice.test_whisper import words
 
 from openrealtime import audio
@@ -283,7 +284,6 @@ def test_openrealtime_serve_speech_piper(tmp_path: Path) -> None:
     import base64
     import json
     import socket
-    import urllib.request
 
     import openai
     import websockets
@@ -307,15 +307,7 @@ def test_openrealtime_serve_speech_piper(tmp_path: Path) -> None:
     with log.open("wb") as out:
         server = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
-            for _ in range(300):
-                assert server.poll() is None, log.read_text()
-                try:
-                    urllib.request.urlopen(
-                        f"http://127.0.0.1:{port}/healthz", timeout=5
-                    )
-                    break
-                except OSError:
-                    time.sleep(0.1)
+            wait_up(server, port, log=log)
             client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="-")
             sentence = "The train to Boston leaves early in the morning."
             spoken = client.audio.speech.create(
