@@ -158,6 +158,30 @@ async def test_responder_failure_ends_the_response_failed(caplog: Any) -> None:
     await connection.aclose()
 
 
+class RaisesAtOnce:
+    """``respond`` raises before it returns a stream (not a generator)."""
+
+    def respond(self, request: ResponseRequest) -> AsyncIterator[Chunk]:
+        raise RuntimeError("no model loaded")
+
+
+async def test_a_responder_failing_as_it_starts_fails_the_response(
+    caplog: Any,
+) -> None:
+    """Raising in ``respond`` itself, before any chunk: the same failed
+    response as a responder failing midway, and the session goes on."""
+    connection, transport = make(RaisesAtOnce())
+    connection.start()
+    connection.receive_text(USER_SAYS)
+    connection.receive_text('{"type":"response.create"}')
+    await settle(transport, "rate_limits.updated")
+    assert transport.sent[-2]["response"]["status"] == "failed"
+    assert "responder failed" in caplog.text and "no model loaded" in caplog.text
+    connection.receive_text(TEXT_ONLY)
+    await settle(transport, "session.updated")
+    await connection.aclose()
+
+
 async def test_client_vanishing_leaves_nothing_behind() -> None:
     """A disconnect mid-response cancels the responder, the timer, the writer."""
     responder = SlowResponder()

@@ -306,3 +306,29 @@ async def test_picows_lets_the_handshake_headers_go() -> None:
                 assert len(transport.response.headers) == 0
             async with connect(url) as second:
                 assert json.loads(await second.recv())["type"] == "session.created"
+
+
+async def test_a_sessions_responder_is_made_at_its_first_response(driver: str) -> None:
+    """An idle session holds no responder (a speaking one with its lane and
+    pacing was ~0.6 KiB of each); the first response.create makes it, once."""
+    from openrealtime.responders.echo import EchoResponder
+
+    made: list[EchoResponder] = []
+
+    def factory() -> EchoResponder:
+        made.append(EchoResponder())
+        return made[-1]
+
+    text = {"type": "realtime", "output_modalities": ["text"]}
+    with running_server(Settings(responder=factory, pace=0), driver) as live:
+        async with connect(live.ws_url(model="gpt-realtime")) as ws:
+            await ws.recv()  # session.created
+            await ws.send(json.dumps({"type": "session.update", "session": text}))
+            assert json.loads(await ws.recv())["type"] == "session.updated"
+            assert made == []
+            for _ in range(2):
+                await ws.send(json.dumps({"type": "response.create"}))
+                while (event := json.loads(await ws.recv()))["type"] != "response.done":
+                    pass
+                assert event["response"]["status"] == "completed"
+            assert len(made) == 1

@@ -71,7 +71,7 @@ from openrealtime.ids import RandomIds
 from openrealtime.models.client_events import ClientEvent
 from openrealtime.models.server_events import LogProb
 from openrealtime.models.session import Transcription
-from openrealtime.responders.base import Responder, apply_chunk, failure
+from openrealtime.responders.base import Chunk, Responder, apply_chunk, failure
 from openrealtime.server.early import EarlyTranscription
 from openrealtime.server.handshake import error_frame
 from openrealtime.server.metrics import Metrics, client_event_type, server_event_type
@@ -815,12 +815,16 @@ class Connection:
             await asyncio.wait(set(self._transcriptions), timeout=TRANSCRIPT_WAIT)
             if self._closing or not session.response_active(response_id):
                 return
-        stream: AsyncIterator[object] = self._responder.respond(request)
+        stream: AsyncIterator[Chunk] | None = None
         try:
+            # Inside the try: a responder that raises as it starts (or one
+            # made at the first response, whose making fails) fails this
+            # response like any other responder error.
+            stream = self._responder.respond(request)
             async for chunk in stream:
                 if self._closing or not session.response_active(response_id):
                     break
-                apply_chunk(session, response_id, chunk)  # type: ignore[arg-type]
+                apply_chunk(session, response_id, chunk)
                 self._pump()
                 await self.drain()
         except asyncio.CancelledError:
