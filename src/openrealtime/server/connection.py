@@ -774,13 +774,11 @@ class Connection:
         self._timer = self._loop.call_at(self._loop.time() + delay, self._on_timer)
 
     def on_due(self) -> None:
-        """The coarse schedule: the deadline is near, so it gets its own timer."""
+        """The coarse schedule: the deadline is near, so it is armed again,
+        now with a loop timer of its own (or back on the schedule, if the
+        clock moved back meanwhile)."""
         self._far_slot = None
-        deadline = self._timer_deadline
-        if deadline is None or self._closing:  # pragma: no cover - discarded first
-            return
-        delay = max(0.0, deadline - self._clock())
-        self._timer = self._loop.call_at(self._loop.time() + delay, self._on_timer)
+        self._arm_timer(None if self._closing else self._timer_deadline)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
