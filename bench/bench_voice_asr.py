@@ -143,15 +143,21 @@ def normalize(text: str) -> list[str]:
     return out
 
 
-def wer_counts(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(word edits, reference words): Levenshtein distance over words."""
-    ref, hyp = normalize(reference), normalize(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
+def word_edits(reference: list[str], hypothesis: list[str]) -> int:
+    """Words inserted, dropped or changed: Levenshtein distance over words
+    (also the piper tests' measure of a voice understood)."""
+    row = list(range(len(hypothesis) + 1))
+    for i, r in enumerate(reference, 1):
         prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
+        for j, h in enumerate(hypothesis, 1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1], len(ref)
+    return row[-1]
+
+
+def wer_counts(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(word edits, reference words), on normalized words."""
+    ref = normalize(reference)
+    return word_edits(ref, normalize(hypothesis)), len(ref)
 
 
 def load_clip(path: str) -> tuple[bytes, int] | None:

@@ -33,6 +33,12 @@ from openrealtime.voice.piper import (
 from openrealtime.voice.tts import SynthesisError
 
 
+# The benchmarks' word error measure (bench/bench_voice_asr.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from bench_voice_asr import word_edits  # noqa: E402
+
+
 TEXT = "Please book a table for two at seven tonight."
 
 needs_piper = pytest.mark.skipif(
@@ -120,19 +126,6 @@ def synth() -> Iterator[PiperSynthesizer]:
     engine.close()
 
 
-def word_edits(heard: list[str], said: list[str]) -> int:
-    """Words inserted, dropped or changed between ``said`` and ``heard``."""
-    row = list(range(len(heard) + 1))
-    for i, word in enumerate(said, 1):
-        diagonal, row[0] = row[0], i
-        for j, other in enumerate(heard, 1):
-            diagonal, row[j] = (
-                row[j],
-                min(row[j] + 1, row[j - 1] + 1, diagonal + (word != other)),
-            )
-    return row[-1]
-
-
 def understood(heard: list[str], sentence: str) -> bool:
     """A listener heard ``sentence``, give or take two words.
 
@@ -143,7 +136,7 @@ def understood(heard: list[str], sentence: str) -> bool:
     word-for-word check fails now and then on a correct voice. Two edits in
     a sentence of eight to ten words still tell a voice from noise.
     """
-    return word_edits(heard, words(sentence)) <= 2
+    return word_edits(words(sentence), heard) <= 2
 
 
 def say(synth: PiperSynthesizer, text: str = TEXT, speed: float = 1.0) -> bytes:
