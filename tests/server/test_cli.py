@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -178,18 +177,11 @@ def test_python_m_openrealtime_serve(tmp_path: Path) -> None:
             env=env,
         )
         try:
-            body = None
-            for _ in range(300):  # up to ~30 s for the interpreter to start
-                if process.poll() is not None:
-                    break
-                try:
-                    with urllib.request.urlopen(
-                        f"http://127.0.0.1:{port}/healthz", timeout=5
-                    ) as response:
-                        body = json.loads(response.read())
-                    break
-                except OSError:
-                    time.sleep(0.1)
+            wait_up(process, port, log=log)
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/healthz", timeout=5
+            ) as response:
+                body = json.loads(response.read())
         finally:
             process.terminate()
             process.wait(timeout=30)

@@ -8,6 +8,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
 from openrealtime.config import Defaults
 from openrealtime.responders.base import Chunk, TextChunk
 from openrealtime.server.connection import Connection
@@ -142,22 +144,6 @@ async def test_cancel_stops_the_responder() -> None:
     await connection.aclose()
 
 
-async def test_responder_failure_ends_the_response_failed(caplog: Any) -> None:
-    """A responder that raises: response.done failed, logged, socket open."""
-    connection, transport = make(FailingResponder())
-    connection.start()
-    connection.receive_text(USER_SAYS)
-    connection.receive_text('{"type":"response.create"}')
-    await settle(transport, "rate_limits.updated")
-    assert transport.sent[-2]["response"]["status"] == "failed"
-    assert "responder failed" in caplog.text
-    # One line, no traceback (that needs --debug).
-    assert "Traceback" not in caplog.text
-    connection.receive_text(TEXT_ONLY)
-    await settle(transport, "session.updated")
-    await connection.aclose()
-
-
 class RaisesAtOnce:
     """``respond`` raises before it returns a stream (not a generator)."""
 
@@ -165,18 +151,25 @@ class RaisesAtOnce:
         raise RuntimeError("no model loaded")
 
 
-async def test_a_responder_failing_as_it_starts_fails_the_response(
-    caplog: Any,
+@pytest.mark.parametrize(
+    ("responder", "message"),
+    [(FailingResponder, "model crashed"), (RaisesAtOnce, "no model loaded")],
+    ids=["midway", "as-it-starts"],
+)
+async def test_responder_failure_ends_the_response_failed(
+    caplog: Any, responder: Any, message: str
 ) -> None:
-    """Raising in ``respond`` itself, before any chunk: the same failed
-    response as a responder failing midway, and the session goes on."""
-    connection, transport = make(RaisesAtOnce())
+    """A responder that raises, midway or in ``respond`` itself before any
+    chunk: response.done failed, logged, socket open."""
+    connection, transport = make(responder())
     connection.start()
     connection.receive_text(USER_SAYS)
     connection.receive_text('{"type":"response.create"}')
     await settle(transport, "rate_limits.updated")
     assert transport.sent[-2]["response"]["status"] == "failed"
-    assert "responder failed" in caplog.text and "no model loaded" in caplog.text
+    assert "responder failed" in caplog.text and message in caplog.text
+    # One line, no traceback (that needs --debug).
+    assert "Traceback" not in caplog.text
     connection.receive_text(TEXT_ONLY)
     await settle(transport, "session.updated")
     await connection.aclose()

@@ -134,6 +134,20 @@ async def test_a_session_due_again_at_once_waits_for_the_next_round() -> None:
     assert log[1][1] > log[0][1]
 
 
+def served_sessions(ping_interval: float) -> list[_Session]:
+    """The open picows sessions of the running server with this ping interval
+    (sessions of earlier tests' servers linger in memory)."""
+    # type(), not isinstance(): a dead weakref.proxy raises on the latter.
+    return [
+        o
+        for o in gc.get_objects()
+        if type(o) is _Session
+        and o._ws is not None
+        and not o._ws.is_disconnected
+        and o._driver.ping_interval == ping_interval
+    ]
+
+
 async def test_served_sessions_share_one_schedule_and_leave_it() -> None:
     """picows: every open session waits in the driver's one schedule (or for
     its pong), pings keep working, and a closed session leaves no entry."""
@@ -147,16 +161,7 @@ async def test_served_sessions_share_one_schedule_and_leave_it() -> None:
             for ws in clients:
                 await ws.send(UPDATE)
                 assert json.loads(await ws.recv())["type"] == "session.updated"
-            # type(), not isinstance(): a dead weakref.proxy raises on the latter.
-            live_ones = [
-                o
-                for o in gc.get_objects()
-                if type(o) is _Session
-                and o._ws is not None
-                and not o._ws.is_disconnected
-                and o._driver.ping_interval
-                == 0.2  # this server's (earlier ones linger)
-            ]
+            live_ones = served_sessions(0.2)
             assert len(live_ones) == 3
             (keepalive,) = {
                 id(s._driver.keepalive): s._driver.keepalive for s in live_ones
@@ -182,14 +187,7 @@ async def test_served_sessions_ping_in_slots_of_a_twentieth_of_the_interval() ->
     with running_server(Settings(ping_interval=10.0), "picows") as live:
         async with connect(live.ws_url(model="gpt-realtime")) as ws:
             await ws.recv()
-            (session,) = [
-                o
-                for o in gc.get_objects()
-                if type(o) is _Session
-                and o._ws is not None
-                and not o._ws.is_disconnected
-                and o._driver.ping_interval == 10.0
-            ]
+            (session,) = served_sessions(10.0)
             assert session._driver.keepalive is not None
             assert session._driver.keepalive.tick == pytest.approx(0.5)
             assert repr(session).startswith("<picows session 127.0.0.1:")
